@@ -1,0 +1,1 @@
+"""Case Status partner API client."""

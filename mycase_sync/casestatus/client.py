@@ -1,0 +1,148 @@
+"""Every Case Status path, header and field name this project uses, in one place.
+
+API-NOTES.md Part 2 is the contract; its write side is [assumed]. When Case Status
+publishes the real paths, this is the only file to change.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, BinaryIO
+
+import requests
+
+from mycase_sync.errors import ServiceError
+from mycase_sync.http import ServiceSession, check_followable_url, json_body, raise_for_status
+
+log = logging.getLogger(__name__)
+
+SERVICE = "Case Status"
+AUTH_SCHEME = "ApiKey"
+PAGE_SIZE = 100  # the largest page[size] the contract allows
+
+USERS = "/v1/api/users"
+CASES = "/v1/api/cases"
+CASE = "/v1/api/cases/{id}"
+CASE_CLOSE = "/v1/api/cases/{id}/close"
+CASE_REOPEN = "/v1/api/cases/{id}/reopen"
+MESSAGES = "/v1/api/messages"
+FILES = "/v1/api/files"
+
+P_PAGE = "page[number]"
+P_SIZE = "page[size]"
+P_INTEGRATION_ID = "integration_id"
+
+# Case fields we write (POST creates with all, PATCH sends the changed ones)
+CASE_FIELDS = (
+    "integration_id", "readable_id", "description", "case_date", "practice_area", "stage",
+    "primary_attorney_email", "attorney_emails", "paralegal_emails", "clients", "status", "closed_date",
+)
+DOWNLOAD_CHUNK = 1024 * 1024
+
+
+class CaseStatusClient:
+    def __init__(self, settings):
+        self.base = settings.casestatus_api_url
+        self.session = ServiceSession(SERVICE, settings.casestatus_rate_limit, settings.timeout, settings.backoff_base)
+        self.session.headers["Authorization"] = f"{AUTH_SCHEME} {settings.casestatus_api_key}"
+        # File downloads: a link that needs no key; never send it ours.
+        self.downloads = ServiceSession("Case Status files", 1000.0, settings.timeout, settings.backoff_base)
+        from urllib.parse import urlsplit
+
+        from mycase_sync.config import is_loopback
+
+        self.allow_loopback = is_loopback(urlsplit(self.base).hostname)
+
+    def close(self) -> None:
+        self.session.close()
+        self.downloads.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.request(method, self.base + path, **kwargs)
+
+    # --- lists ----------------------------------------------------------------------------
+    def list_page(self, path: str, page: int, size: int = PAGE_SIZE, params: dict | None = None) -> list[dict]:
+        query = dict(params or {})
+        query[P_PAGE] = page
+        query[P_SIZE] = size
+        return json_body(SERVICE, self.request("GET", path, params=query), list)
+
+    def iter_all(self, path: str):
+        page = 1
+        while True:
+            items = self.list_page(path, page)
+            yield from items
+            if len(items) < PAGE_SIZE:
+                return
+            page += 1
+
+    def list_messages(self, page: int, size: int = PAGE_SIZE) -> list[dict]:
+        return self.list_page(MESSAGES, page, size)
+
+    def list_files(self, page: int, size: int = PAGE_SIZE) -> list[dict]:
+        return self.list_page(FILES, page, size)
+
+    # --- users ----------------------------------------------------------------------------
+    def list_users(self) -> list[dict]:
+        return list(self.iter_all(USERS))
+
+    def create_user(self, email: str, first_name: str, last_name: str, role: str) -> dict | None:
+        """Create a user; None when the email already exists (409), which is what we wanted anyway."""
+        body = {"email": email, "first_name": first_name, "last_name": last_name, "role": role}
+        response = self.request("POST", USERS, json=body, retry_unsafe=True)
+        if response.status_code == 409:
+            response.close()
+            return None
+        return json_body(SERVICE, response, dict)
+
+    # --- cases ----------------------------------------------------------------------------
+    def find_case(self, integration_id: str) -> dict | None:
+        """The case created for this MyCase id, as Case Status holds it now, or None."""
+        found = self.list_page(CASES, 1, params={P_INTEGRATION_ID: integration_id})
+        return found[0] if found else None
+
+    def create_case(self, fields: dict) -> tuple[int, bool]:
+        """(case id, created). A 409 means it exists already: adopt that id (safe to repeat)."""
+        response = self.request("POST", CASES, json=fields, retry_unsafe=True)
+        if response.status_code == 409:
+            body = _json_or_none(response)
+            existing = body.get("id") if isinstance(body, dict) else None
+            if existing is None:
+                raise_for_status(SERVICE, response)
+            return int(existing), False
+        return int(json_body(SERVICE, response, dict)["id"]), True
+
+    def update_case(self, case_id: int, fields: dict) -> dict:
+        return json_body(SERVICE, self.request("PATCH", CASE.format(id=case_id), json=fields, retry_unsafe=True), dict)
+
+    def close_case(self, case_id: int, closed_date: str | None) -> dict:
+        body = {"closed_date": closed_date}
+        return json_body(SERVICE, self.request("POST", CASE_CLOSE.format(id=case_id), json=body, retry_unsafe=True), dict)
+
+    def reopen_case(self, case_id: int) -> dict:
+        return json_body(SERVICE, self.request("POST", CASE_REOPEN.format(id=case_id), json={}, retry_unsafe=True), dict)
+
+    # --- file bytes -----------------------------------------------------------------------
+    def download(self, url: str, dest: BinaryIO) -> int:
+        """Stream a file's bytes into `dest` (never whole in memory); returns the byte count."""
+        check_followable_url(url, self.allow_loopback)
+        response = self.downloads.request("GET", url, stream=True)
+        try:
+            raise_for_status(SERVICE, response)
+            total = 0
+            for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                dest.write(chunk)
+                total += len(chunk)
+            return total
+        finally:
+            response.close()
+
+
+def _json_or_none(response: requests.Response):
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+__all__ = ["CaseStatusClient", "ServiceError", "CASE_FIELDS"]

@@ -1,0 +1,253 @@
+"""The command line: options, output and exit codes only. The work lives in the modules it calls.
+
+Imports of the heavy parts happen inside each command, so `--help` and idle cron runs
+start fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import click
+
+from mycase_sync.errors import EXIT_CONFIG, EXIT_TEMPORARY, SyncError
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0   success
+  1   the run finished but some records failed (recorded, retried next run)
+  2   usage or configuration error
+  3   MyCase authorization missing, expired or revoked: run `mycase-sync auth`
+  75  temporary: another run of the same job holds its lock, or a service is
+      unreachable; nothing lost, the next run continues
+"""
+
+
+class Context:
+    """What the group's options leave for the commands: built lazily, closed at exit."""
+
+    def __init__(self, env_file: str | None, verbose: int, quiet: bool, log_file: str | None):
+        self.env_file = env_file
+        self.verbose = verbose
+        self.quiet = quiet
+        self.log_file = log_file
+        self._app = None
+
+    @property
+    def app(self):
+        if self._app is None:
+            from mycase_sync.app import App
+            from mycase_sync.config import load_settings
+            from mycase_sync.output import setup_logging
+
+            settings = load_settings(self.env_file)
+            setup_logging(self.verbose, self.quiet, self.log_file or settings.log_file)
+            self._app = App(settings)
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+
+
+def parse_date(value: str | None, option: str) -> dt.datetime | None:
+    """A date or date-time given by hand; naive values are taken as UTC."""
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD or an ISO 8601 date-time)", param_hint=option)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment
+
+
+@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mycase-sync")
+@click.option("--env-file", type=click.Path(dir_okay=False), help="Read settings from this file instead of ./.env.")
+@click.option("-v", "--verbose", count=True, help="Say more (repeat for HTTP-level detail).")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only, even on a terminal.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Append one line per event to this file (or set MYCASE_SYNC_LOG).")
+@click.pass_context
+def main_group(ctx: click.Context, env_file, verbose, quiet, log_file):
+    """Keep Case Status in step with MyCase.
+
+    Imports every open and closed MyCase matter into Case Status, and pushes the
+    documents and messages shared in Case Status back into MyCase, each exactly once.
+    Settings come from the environment or a .env file; see the README.
+    """
+    ctx.obj = Context(env_file, verbose, quiet, log_file)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _job(ctx: click.Context, job: str, work) -> None:
+    from mycase_sync.app import run_job
+
+    ctx.exit(run_job(ctx.obj.app, job, work))
+
+
+# --- auth -----------------------------------------------------------------------------------
+@main_group.group(invoke_without_command=True)
+@click.option("--no-browser", is_flag=True, help="Print the authorization URL on one line instead of opening a browser (for SSH sessions: forward the redirect port with ssh -L).")
+@click.option("--redirect-url", is_flag=False, flag_value="", default=None, metavar="URL",
+              help="Finish from the URL the browser landed on (paste it; without a value you are prompted, since URLs with & get mangled by shells).")
+@click.option("--timeout", type=click.IntRange(min=1), default=300, show_default=True, help="Seconds to wait for the browser's redirect.")
+@click.pass_context
+def auth(ctx: click.Context, no_browser, redirect_url, timeout):
+    """Connect a MyCase account (OAuth 2.0), or show/remove the connection."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mycase_sync.mycase.auth import run_auth_flow
+
+    if redirect_url == "":
+        redirect_url = click.prompt("URL the browser landed on", err=True)
+    run_auth_flow(ctx.obj.app, no_browser=no_browser, redirect_url=redirect_url, timeout=timeout)
+
+
+@auth.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def auth_status(ctx: click.Context, as_json):
+    """Show whether MyCase is connected, as whom, and when the tokens expire (never the tokens)."""
+    from mycase_sync.mycase.auth import show_status
+
+    ctx.exit(show_status(ctx.obj.app, as_json=as_json))
+
+
+@auth.command("logout")
+@click.pass_context
+def auth_logout(ctx: click.Context):
+    """Delete the stored MyCase tokens."""
+    from mycase_sync.mycase.auth import logout
+
+    logout(ctx.obj.app)
+
+
+# --- jobs -----------------------------------------------------------------------------------
+@main_group.command("import-matters")
+@click.option("--full", is_flag=True, help="Take every matter updated in the last 10 years, as the first run does.")
+@click.option("--since", metavar="DATE", help="Take matters updated since DATE (YYYY-MM-DD or ISO 8601).")
+@click.option("--case", "case_ids", multiple=True, metavar="ID", help="Import just this MyCase case id (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Read everything, report what would be written, write nothing.")
+@click.option("--report", type=click.Path(dir_okay=False), metavar="FILE", help="Write one row per matter to FILE (.csv or .json).")
+@click.option("--create-staff", is_flag=True, help="Create a Case Status user for a lead attorney who has none (or set MYCASE_SYNC_CREATE_STAFF=1).")
+@click.pass_context
+def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, create_staff):
+    """Import all open and closed MyCase matters into Case Status (nightly).
+
+    The first run backfills 10 years; later runs take matters updated in the last 30
+    days, and never less than what changed since the last successful import.
+    """
+    since_dt = parse_date(since, "--since")
+    if full and (since_dt or case_ids):
+        raise click.UsageError("--full cannot be combined with --since or --case")
+    if report and not report.lower().endswith((".csv", ".json")):
+        raise click.BadParameter("the report file must end in .csv or .json", param_hint="--report")
+    from mycase_sync.sync.matters import import_matters as work
+
+    app = ctx.obj.app
+    _job(ctx, "import-matters", lambda run_id: work(
+        app, run_id, full=full, since=since_dt, case_ids=list(case_ids), dry_run=dry_run,
+        report=report, create_staff=create_staff or app.settings.create_staff))
+
+
+def _push_options(func):
+    func = click.option("--retry-failed", is_flag=True, help="Put items parked as failed back in the queue.")(func)
+    func = click.option("--all", "all_items", is_flag=True, help="On the first run, take the whole history instead of the last 30 days.")(func)
+    func = click.option("--since", metavar="DATE", help="On the first run, take items from DATE on (default: the last 30 days).")(func)
+    func = click.option("--dry-run", is_flag=True, help="List what would be pushed; change nothing.")(func)
+    return func
+
+
+@main_group.command("push-documents")
+@_push_options
+@click.pass_context
+def push_documents(ctx: click.Context, dry_run, since, all_items, retry_failed):
+    """Copy every document shared in Case Status into its MyCase matter, exactly once (every 20 min)."""
+    from mycase_sync.sync.documents import push_documents as work
+
+    since_dt = parse_date(since, "--since")
+    app = ctx.obj.app
+    _job(ctx, "push-documents", lambda run_id: work(app, run_id, dry_run=dry_run, since=since_dt, all_items=all_items, retry_failed=retry_failed))
+
+
+@main_group.command("push-messages")
+@_push_options
+@click.pass_context
+def push_messages(ctx: click.Context, dry_run, since, all_items, retry_failed):
+    """Post every Case Status client message to its MyCase matter as a note, exactly once (every 5 min)."""
+    from mycase_sync.sync.messages import push_messages as work
+
+    since_dt = parse_date(since, "--since")
+    app = ctx.obj.app
+    _job(ctx, "push-messages", lambda run_id: work(app, run_id, dry_run=dry_run, since=since_dt, all_items=all_items, retry_failed=retry_failed))
+
+
+# --- operating ------------------------------------------------------------------------------
+@main_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (keys in the README).")
+@click.option("--check", is_flag=True, help="Exit 1 with one line per problem when the sync is unhealthy (for monitoring).")
+@click.pass_context
+def status(ctx: click.Context, as_json, check):
+    """Show the connection, each job's last run, and what is pending or parked as failed."""
+    from mycase_sync.status import show_status
+
+    ctx.exit(show_status(ctx.obj.app, as_json=as_json, check=check))
+
+
+@main_group.command("demo")
+@click.pass_context
+def demo(ctx: click.Context):
+    """Run every command against a built-in sandbox firm, with a throw-away state store.
+
+    Never touches the real services or your real state store.
+    """
+    from mycase_sync.demo import run_demo
+
+    ctx.exit(run_demo(verbose=ctx.obj.verbose))
+
+
+class _LazySandbox(click.Group):
+    """`sandbox` is loaded only when asked for: it pulls in the emulator."""
+
+    def _real(self) -> click.Group:
+        from mycase_sync.sandbox.cli import sandbox_group
+
+        return sandbox_group
+
+    def list_commands(self, ctx):
+        return self._real().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        return self._real().get_command(ctx, name)
+
+
+main_group.add_command(_LazySandbox(name="sandbox", help="Run the built-in emulator of MyCase and Case Status (for trying things out)."))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every SyncError becomes one line on stderr and its exit code, never a traceback."""
+    from mycase_sync.redact import redact
+
+    try:
+        code = main_group.main(args=argv, prog_name="mycase-sync", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        code = EXIT_TEMPORARY
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except SyncError as exc:
+        click.echo(f"mycase-sync: {redact(exc)}", err=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("mycase-sync: interrupted; nothing lost, run it again to continue", err=True)
+        code = 130
+    except OSError as exc:
+        click.echo(f"mycase-sync: {redact(exc)}", err=True)
+        code = EXIT_CONFIG
+    sys.exit(code or 0)

@@ -1,0 +1,166 @@
+"""Settings from the environment and an optional .env file, validated once.
+
+Real environment variables win over the file. Nothing else depends on the working
+directory: cron runs us from $HOME, so the state store path is absolute by default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mycase_sync.errors import ConfigError
+from mycase_sync.redact import register_secret
+
+DEFAULTS = {
+    "MYCASE_REDIRECT_URI": "http://127.0.0.1:8765/callback",
+    "MYCASE_AUTH_URL": "https://auth.mycase.com",
+    "MYCASE_API_URL": "https://external-integrations.mycase.com/v1",
+    "CASESTATUS_API_URL": "https://app.casestatus.com",
+    "MYCASE_RATE_LIMIT": "20",
+    "CASESTATUS_RATE_LIMIT": "10",
+    "MYCASE_SYNC_WORKERS": "8",
+    "MYCASE_SYNC_TIMEOUT": "60",
+    "MYCASE_SYNC_PHONE_REGION": "US",
+}
+
+
+def default_db_path(environ: dict[str, str]) -> Path:
+    """~/.local/state/mycase-sync/state.db, or under $XDG_STATE_HOME when it is set."""
+    base = environ.get("XDG_STATE_HOME") or os.path.join(environ.get("HOME") or str(Path.home()), ".local", "state")
+    return Path(base) / "mycase-sync" / "state.db"
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(name: str, value: str) -> str:
+    """An https URL, or http on a loopback host only (the sandbox, a local redirect listener)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(f"{name} must use https (plain http is allowed only for 127.0.0.1/localhost)")
+    return value.rstrip("/")
+
+
+def _positive_number(name: str, value: str, kind=float) -> float | int:
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
+def _flag(name: str, value: str | None) -> bool:
+    if value is None or value == "":
+        return False
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know about where it talks to and where it keeps state."""
+
+    mycase_client_id: str | None
+    mycase_client_secret: str | None = field(repr=False)
+    mycase_redirect_uri: str
+    mycase_auth_url: str
+    mycase_api_url: str
+    casestatus_api_url: str
+    casestatus_api_key: str | None = field(repr=False)
+    db_path: Path
+    mycase_rate_limit: float
+    casestatus_rate_limit: float
+    workers: int
+    timeout: float
+    phone_region: str
+    create_staff: bool
+    documents_folder: str | None
+    log_file: str | None
+    backoff_base: float
+
+    def require(self, *names: str) -> None:
+        """Fail with exit 2 naming the first missing variable (commands call this for what they use)."""
+        attrs = {
+            "MYCASE_CLIENT_ID": self.mycase_client_id,
+            "MYCASE_CLIENT_SECRET": self.mycase_client_secret,
+            "CASESTATUS_API_KEY": self.casestatus_api_key,
+        }
+        for name in names:
+            if not attrs.get(name):
+                raise ConfigError(f"{name} is not set (put it in the environment or in the .env file)")
+
+
+def load_settings(env_file: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Merge defaults < .env file < real environment, then validate every value once."""
+    from dotenv import dotenv_values
+
+    real = dict(os.environ if environ is None else environ)
+    if env_file is not None:
+        path = Path(env_file)
+        if not path.is_file():
+            raise ConfigError(f"--env-file {env_file}: no such file")
+        from_file = dotenv_values(path)
+    else:
+        local = Path.cwd() / ".env"
+        from_file = dotenv_values(local) if local.is_file() else {}
+    env: dict[str, str] = dict(DEFAULTS)
+    env.update({k: v for k, v in from_file.items() if v is not None})
+    env.update(real)
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    secret = get("MYCASE_CLIENT_SECRET")
+    api_key = get("CASESTATUS_API_KEY")
+    for value in (secret, api_key):
+        if value:
+            register_secret(value)
+
+    redirect = check_url("MYCASE_REDIRECT_URI", get("MYCASE_REDIRECT_URI") or "")
+    db = get("MYCASE_SYNC_DB")
+    region = (get("MYCASE_SYNC_PHONE_REGION") or "US").upper()
+    if len(region) != 2 or not region.isalpha():
+        raise ConfigError(f"MYCASE_SYNC_PHONE_REGION must be a two-letter country code, got {region!r}")
+    folder = get("MYCASE_DOCUMENTS_FOLDER")
+    if folder and (".." in folder.split("/") or folder.startswith("/")):
+        raise ConfigError("MYCASE_DOCUMENTS_FOLDER must be a relative folder path without '..'")
+    return Settings(
+        mycase_client_id=get("MYCASE_CLIENT_ID"),
+        mycase_client_secret=secret,
+        mycase_redirect_uri=redirect,
+        mycase_auth_url=check_url("MYCASE_AUTH_URL", get("MYCASE_AUTH_URL") or ""),
+        mycase_api_url=check_url("MYCASE_API_URL", get("MYCASE_API_URL") or ""),
+        casestatus_api_url=check_url("CASESTATUS_API_URL", get("CASESTATUS_API_URL") or ""),
+        casestatus_api_key=api_key,
+        db_path=Path(db).expanduser() if db else default_db_path(env),
+        mycase_rate_limit=_positive_number("MYCASE_RATE_LIMIT", env["MYCASE_RATE_LIMIT"]),
+        casestatus_rate_limit=_positive_number("CASESTATUS_RATE_LIMIT", env["CASESTATUS_RATE_LIMIT"]),
+        workers=int(_positive_number("MYCASE_SYNC_WORKERS", env["MYCASE_SYNC_WORKERS"], int)),
+        timeout=_positive_number("MYCASE_SYNC_TIMEOUT", env["MYCASE_SYNC_TIMEOUT"]),
+        phone_region=region,
+        create_staff=_flag("MYCASE_SYNC_CREATE_STAFF", get("MYCASE_SYNC_CREATE_STAFF")),
+        documents_folder=folder.strip("/") if folder else None,
+        log_file=get("MYCASE_SYNC_LOG"),
+        backoff_base=_positive_number("MYCASE_SYNC_BACKOFF", get("MYCASE_SYNC_BACKOFF") or "1"),
+    )

@@ -1,0 +1,231 @@
+"""One requests.Session factory for both services: timeouts, retries, rate limit, redaction.
+
+Why here and not in each client: both services need the same discipline (MyCase answers in
+0.9 s to 20 s, gateways answer 429/502/503/504, the documented limit is 25 requests/s), and
+one place means one set of tests.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import logging
+import random
+import threading
+import time
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import requests
+
+from mycase_sync.errors import OutcomeUnknown, ServiceError, TemporaryError
+from mycase_sync.redact import redact
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = {429, 502, 503, 504}
+GET_RETRY_STATUSES = RETRY_STATUSES | {500}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+CONNECT_TIMEOUT = 10.0
+MAX_RETRY_AFTER = 120.0
+
+
+class RateLimiter:
+    """A token bucket of depth one: requests are spaced 1/rate apart, across all threads.
+
+    Depth one (no burst) because the services count in sliding one-second windows: a
+    burst on top of a steady rate is exactly what trips them.
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self.interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self.granted = 0
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+            self.granted += 1
+        wait = slot - now
+        if wait > 0:
+            self._sleep(wait)
+
+    def slow_down(self, seconds: float) -> None:
+        """After a 429: nobody sends before `seconds` from now."""
+        with self._lock:
+            self._next = max(self._next, self._clock() + seconds)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds (it may be a number or an HTTP date); None when absent or odd."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)
+
+
+def error_detail(response: requests.Response) -> str:
+    """The service's own words from an error body, short and redacted; never the whole page."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip().splitlines()
+        kind = response.headers.get("Content-Type", "").split(";")[0]
+        if kind == "text/html" or (text and text[0].lstrip().startswith("<")):
+            return f"unexpected {kind or 'HTML'} page"
+        return redact(text[0][:200]) if text else "empty body"
+    parts: list[str] = []
+    if isinstance(body, dict):
+        for key in ("error_description", "error", "message"):
+            if isinstance(body.get(key), str):
+                parts.append(body[key])
+                break
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            for err in errors[:3]:
+                if isinstance(err, dict):
+                    text = err.get("description") or err.get("message") or ""
+                    where = err.get("field") or (err.get("source") or {}).get("pointer") or (err.get("source") or {}).get("parameter")
+                    parts.append(f"{where}: {text}" if where else str(text))
+    return redact("; ".join(p for p in parts if p)[:300])
+
+
+class ServiceSession(requests.Session):
+    """A Session that spaces, times out, retries and explains its requests.
+
+    `request(..., retry_unsafe=True)` lets a caller mark a POST as safe to repeat (for
+    instance a create that the service refuses with 409 when repeated).
+    """
+
+    def __init__(self, service: str, rate: float, timeout: float, backoff_base: float = 1.0, max_retries: int = 5):
+        super().__init__()
+        self.service = service
+        self.limiter = RateLimiter(rate)
+        self.timeout = (CONNECT_TIMEOUT, timeout)
+        self.backoff_base = backoff_base
+        self.max_retries = max_retries
+        self.sleep: Callable[[float], None] = time.sleep
+        self.requests_sent = 0
+        self.headers["User-Agent"] = "mycase-sync"
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential with full jitter, capped at 30 s."""
+        return random.uniform(0, min(30.0, self.backoff_base * (2**attempt)))
+
+    def request(self, method: str, url: str, *args: Any, retry_unsafe: bool = False, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        method = method.upper()
+        kwargs.setdefault("timeout", self.timeout)
+        can_repeat = method in SAFE_METHODS or retry_unsafe
+        retry_statuses = GET_RETRY_STATUSES if method in SAFE_METHODS else RETRY_STATUSES
+        path = urlsplit(url).path
+        attempt = 0
+        while True:
+            self.limiter.acquire()
+            self.requests_sent += 1
+            try:
+                response = super().request(method, url, *args, **kwargs)
+            except requests.exceptions.ConnectTimeout as exc:
+                failure: Exception = exc  # never connected: always safe to repeat
+                repeatable = True
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                failure = exc
+                repeatable = can_repeat or _never_sent(exc)
+            else:
+                limit_504 = 2 if self.service == "MyCase" else self.max_retries
+                if response.status_code in retry_statuses and attempt < self.max_retries and (can_repeat or response.status_code == 429):
+                    if response.status_code != 504 or attempt < limit_504:
+                        wait = retry_after_seconds(response.headers.get("Retry-After"))
+                        if response.status_code == 429:
+                            wait = wait if wait is not None else self.backoff(attempt)
+                            self.limiter.slow_down(wait)
+                        wait = wait if wait is not None else self.backoff(attempt)
+                        log.debug("%s %s %s: HTTP %s, retrying in %.1fs", self.service, method, path, response.status_code, wait)
+                        response.close()
+                        attempt += 1
+                        self.sleep(wait)
+                        continue
+                return response
+            if repeatable and attempt < self.max_retries:
+                wait = self.backoff(attempt)
+                log.debug("%s %s %s: %s, retrying in %.1fs", self.service, method, path, type(failure).__name__, wait)
+                attempt += 1
+                self.sleep(wait)
+                continue
+            reason = _describe(failure)
+            if method in SAFE_METHODS or _never_sent(failure):
+                raise TemporaryError(f"{self.service} unreachable ({method} {path}): {reason}") from None
+            raise OutcomeUnknown(self.service, method, path, None, f"outcome unknown: {reason}") from None
+
+
+def _never_sent(exc: Exception) -> bool:
+    """True when the connection failed before our request could have reached the server."""
+    text = repr(exc)
+    return "NewConnectionError" in text or "Connection refused" in text or "Name or service not known" in text
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "connection refused" if _never_sent(exc) else "connection dropped"
+    return redact(type(exc).__name__)
+
+
+def raise_for_status(service: str, response: requests.Response) -> requests.Response:
+    """Turn an error answer into a ServiceError with the service's own (redacted) words."""
+    if response.status_code >= 400:
+        path = urlsplit(response.url).path
+        raise ServiceError(service, response.request.method or "?", path, response.status_code, error_detail(response))
+    return response
+
+
+def json_body(service: str, response: requests.Response, expect: type | tuple[type, ...]) -> Any:
+    """The JSON body, of the expected type, or one clear ServiceError (HTML pages, truncation...)."""
+    raise_for_status(service, response)
+    path = urlsplit(response.url).path
+    method = response.request.method or "?"
+    try:
+        body = response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "").split(";")[0] or "no content type"
+        raise ServiceError(service, method, path, response.status_code, f"answer is not JSON ({kind})") from None
+    if not isinstance(body, expect):
+        raise ServiceError(service, method, path, response.status_code, f"unexpected JSON {type(body).__name__}")
+    return body
+
+
+def check_followable_url(url: str, allow_loopback: bool) -> str:
+    """A URL a service handed us (upload or download) is followed only if https (or loopback in tests).
+
+    Never file:, never plain http to another host, never link-local or private literal addresses:
+    a poisoned record must not make us read internal data and file it into MyCase.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    loopback = host == "localhost" or (address is not None and address.is_loopback)
+    if loopback:
+        if allow_loopback and parts.scheme in ("http", "https"):
+            return url
+        raise ServiceError("security", "GET", parts.path, None, "refusing a loopback URL handed to us by a service")
+    if parts.scheme != "https" or not host:
+        raise ServiceError("security", "GET", parts.path, None, f"refusing a non-https URL ({parts.scheme or 'no scheme'})")
+    if address is not None and (address.is_link_local or address.is_private or address.is_reserved or address.is_multicast):
+        raise ServiceError("security", "GET", parts.path, None, "refusing a URL that points at an internal address")
+    return url

@@ -1,0 +1,1 @@
+"""MyCase: OAuth (auth.py) and the API client (client.py)."""

@@ -1,0 +1,172 @@
+"""Every MyCase path, parameter and field name this project uses, in one place.
+
+API-NOTES.md Part 1 is the contract. If the real service disagrees, fix it here: one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Iterator
+
+import requests
+
+from mycase_sync.errors import AuthorizationError, ServiceError
+from mycase_sync.http import ServiceSession, check_followable_url, json_body, raise_for_status
+
+log = logging.getLogger(__name__)
+
+SERVICE = "MyCase"
+PAGE_SIZE = 1000  # the documented maximum
+CLIENT_FIELDS = "id,first_name,last_name,email,cell_phone_number"
+
+# Paths (relative to MYCASE_API_URL, which ends in /v1)
+ME = "/me"
+FIRM = "/firm"
+CASES = "/cases"
+CASE = "/cases/{id}"
+STAFF = "/staff"
+CASE_DOCUMENTS = "/cases/{id}/documents"
+DOCUMENT_VERSIONS = "/documents/{id}/versions"
+CASE_NOTES = "/cases/{id}/notes"
+
+# Query parameters
+P_PAGE_SIZE = "page_size"
+P_UPDATED_AFTER = "filter[updated_after]"
+P_STATUS = "filter[status]"
+P_CLIENT_FIELDS = "field[client]"
+
+
+class BearerAuth(requests.auth.AuthBase):
+    """Adds the current access token; remembers which token each request carried."""
+
+    def __init__(self, tokens):
+        self.tokens = tokens
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        token = self.tokens.access_token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        request._sent_token = token  # type: ignore[attr-defined]
+        return request
+
+
+class MyCaseClient:
+    """Reads and writes MyCase through one authorised, rate-limited session.
+
+    `tokens` is a TokenManager: access_token() gives a fresh token (refreshing under a
+    cross-process lock when it is about to expire), refresh_after_401(token) renews once.
+    """
+
+    def __init__(self, settings, tokens):
+        self.base = settings.mycase_api_url
+        self.tokens = tokens
+        self.session = ServiceSession(SERVICE, settings.mycase_rate_limit, settings.timeout, settings.backoff_base)
+        self.session.auth = BearerAuth(tokens)
+        # Uploads go to S3: another host, no Bearer token, no MyCase rate limit.
+        self.uploads = ServiceSession("S3", 1000.0, settings.timeout, settings.backoff_base)
+        self.allow_loopback = _loopback(settings)
+
+    def close(self) -> None:
+        self.session.close()
+        self.uploads.close()
+
+    # --- the one request path: 401 -> refresh once -> retry once ---------------------------
+    def request(self, method: str, path_or_url: str, **kwargs: Any) -> requests.Response:
+        url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.base + path_or_url
+        response = self.session.request(method, url, **kwargs)
+        if response.status_code != 401:
+            return response
+        sent = getattr(response.request, "_sent_token", None)
+        response.close()
+        self.tokens.refresh_after_401(sent)
+        response = self.session.request(method, url, **kwargs)
+        if response.status_code == 401:
+            response.close()
+            raise AuthorizationError()
+        return response
+
+    def get_json(self, path: str, params: dict | None = None, expect=(dict, list)) -> Any:
+        return json_body(SERVICE, self.request("GET", path, params=params), expect)
+
+    # --- reads ----------------------------------------------------------------------------
+    def me(self) -> dict:
+        return self.get_json(ME, expect=dict)
+
+    def firm(self) -> dict:
+        return self.get_json(FIRM, expect=dict)
+
+    def iter_pages(self, path: str, params: dict) -> Iterator[list]:
+        """Each page of a list, following `Link: rel="next"` exactly as given (never Item-Count)."""
+        url: str | None = self.base + path
+        first = True
+        while url:
+            response = self.request("GET", url, params=params if first else None)
+            page = json_body(SERVICE, response, list)
+            first = False
+            url = response.links.get("next", {}).get("url")
+            if url and not url.startswith(self.base):
+                check_followable_url(url, self.allow_loopback)
+            yield page
+
+    def iter_case_pages(self, updated_after: str | None = None, status: str | None = None) -> Iterator[list]:
+        """Pages of cases (clients expanded), updated at or after `updated_after` (ISO 8601)."""
+        params = {P_PAGE_SIZE: PAGE_SIZE, P_CLIENT_FIELDS: CLIENT_FIELDS}
+        if updated_after:
+            params[P_UPDATED_AFTER] = updated_after
+        if status:
+            params[P_STATUS] = status
+        return self.iter_pages(CASES, params)
+
+    def get_case(self, case_id: str | int) -> dict | None:
+        """One case with clients expanded; None when MyCase no longer has it (404)."""
+        response = self.request("GET", CASE.format(id=case_id), params={P_CLIENT_FIELDS: CLIENT_FIELDS})
+        if response.status_code == 404:
+            response.close()
+            return None
+        return json_body(SERVICE, response, dict)
+
+    def list_staff(self) -> list[dict]:
+        return [person for page in self.iter_pages(STAFF, {P_PAGE_SIZE: PAGE_SIZE}) for person in page]
+
+    def list_documents(self, case_id: str | int) -> list[dict]:
+        return [d for page in self.iter_pages(CASE_DOCUMENTS.format(id=case_id), {P_PAGE_SIZE: PAGE_SIZE}) for d in page]
+
+    def list_notes(self, case_id: str | int) -> list[dict]:
+        return [n for page in self.iter_pages(CASE_NOTES.format(id=case_id), {P_PAGE_SIZE: PAGE_SIZE}) for n in page]
+
+    # --- writes (never repeated blindly: the callers look for their marker first) -----------
+    def create_note(self, case_id: str | int, subject: str, note: str, date: str) -> dict:
+        body = {"subject": subject, "note": note, "date": date}
+        return json_body(SERVICE, self.request("POST", CASE_NOTES.format(id=case_id), json=body), dict)
+
+    def create_document(self, case_id: str | int, path: str, filename: str, description: str) -> dict:
+        """Step 1 of 2: the document record; the answer carries put_url and put_headers."""
+        body = {"path": path, "filename": filename, "description": description}
+        return json_body(SERVICE, self.request("POST", CASE_DOCUMENTS.format(id=case_id), json=body), dict)
+
+    def create_document_version(self, document_id: str | int, filename: str) -> dict:
+        """For a document whose bytes never arrived: a new version with a fresh put_url."""
+        body = {"filename": filename}
+        return json_body(SERVICE, self.request("POST", DOCUMENT_VERSIONS.format(id=document_id), json=body), dict)
+
+    def upload(self, put_url: str, put_headers: dict, file_path: str) -> None:
+        """Step 2 of 2: PUT the bytes from a file of known size (S3 refuses chunked bodies)."""
+        check_followable_url(put_url, self.allow_loopback)
+        headers = {str(k): str(v) for k, v in (put_headers or {}).items()}
+        headers["Content-Type"] = "application/octet-stream"
+        headers["Content-Length"] = str(os.path.getsize(file_path))
+        with open(file_path, "rb") as body:
+            response = self.uploads.request("PUT", put_url, data=body, headers=headers)
+        raise_for_status("S3", response)
+        response.close()
+
+
+def _loopback(settings) -> bool:
+    from urllib.parse import urlsplit
+
+    from mycase_sync.config import is_loopback
+
+    return is_loopback(urlsplit(settings.mycase_api_url).hostname)
+
+
+__all__ = ["MyCaseClient", "ServiceError"]

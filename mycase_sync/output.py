@@ -1,0 +1,103 @@
+"""Logging and progress for people and for cron.
+
+On a terminal: progress bars and info lines. Under cron (no terminal): nothing on success,
+so cron mails only what went wrong. `--log-file` appends one timestamped line per event.
+Every handler masks secrets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from typing import Iterator
+
+from mycase_sync.redact import RedactingFilter
+
+LOGGER = "mycase_sync"
+
+
+class RunIdFilter(logging.Filter):
+    run_id = "-"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.run_id = RunIdFilter.run_id
+        return True
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False, log_file: str | None = None) -> None:
+    root = logging.getLogger(LOGGER)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    if verbose:
+        level = logging.DEBUG
+    elif quiet:
+        level = logging.ERROR
+    elif is_terminal():
+        level = logging.INFO
+    else:
+        level = logging.WARNING
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(level)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    console.addFilter(RedactingFilter())
+    root.addHandler(console)
+    root.setLevel(logging.DEBUG)
+    root.propagate = False
+    if log_file:
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setLevel(logging.DEBUG if verbose else logging.INFO)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(run_id)s %(levelname)s %(message)s"))
+        handler.addFilter(RedactingFilter())
+        handler.addFilter(RunIdFilter())
+        root.addHandler(handler)
+
+
+def set_run_id(run_id: str) -> None:
+    RunIdFilter.run_id = run_id
+
+
+class Progress:
+    """A rich progress bar on a terminal, nothing otherwise (cron, pipes, tests)."""
+
+    def __init__(self, description: str, total: int | None = None):
+        self._bar = None
+        self._task = None
+        if is_terminal():
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(transient=True, console=_console())
+            self._task = self._bar.add_task(description, total=total)
+
+    def __enter__(self) -> "Progress":
+        if self._bar:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar:
+            self._bar.stop()
+
+    def advance(self, amount: int = 1) -> None:
+        if self._bar:
+            self._bar.advance(self._task, amount)
+
+    def total(self, total: int) -> None:
+        if self._bar:
+            self._bar.update(self._task, total=total)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@contextlib.contextmanager
+def nothing() -> Iterator[None]:
+    yield

@@ -1,0 +1,58 @@
+"""Keep secrets out of every line we print or log.
+
+Secrets are registered by value as soon as they are known (settings, token loads and
+refreshes); `redact` replaces each with `***` in any text, and `RedactingFilter` applies it
+to every log record, arguments and exception text included.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_pattern: re.Pattern | None = None
+
+# Values that look like credentials in URLs or bodies even when we never registered them.
+_GENERIC = re.compile(
+    r"(?i)((?:access_token|refresh_token|client_secret|api_key|apikey|code|signature|x-amz-signature)"
+    r"[\"']?\s*[=:]\s*[\"']?)([^&\s\"',}]+)"
+)
+_AUTH_HEADER = re.compile(r"(?i)\b(Bearer|ApiKey)\s+[A-Za-z0-9._~+/=-]+")
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so that it is masked wherever it would appear."""
+    global _pattern
+    if not value or len(value) < 4:
+        return
+    with _lock:
+        if value in _secrets:
+            return
+        _secrets.add(value)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def redact(text: object) -> str:
+    """The text with every registered secret, auth header and credential-looking field masked."""
+    result = str(text)
+    pattern = _pattern
+    if pattern is not None:
+        result = pattern.sub("***", result)
+    result = _AUTH_HEADER.sub(lambda m: f"{m.group(1)} ***", result)
+    return _GENERIC.sub(lambda m: f"{m.group(1)}***", result)
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in the fully formatted message and any exception text of a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True

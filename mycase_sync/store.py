@@ -1,0 +1,217 @@
+"""The SQLite state store shared by every command: tokens, cursors, mappings, ledgers, runs.
+
+One file (WAL mode, so readers never block the writer) that three cron jobs use at once.
+Schema changes are numbered migrations recorded in the database. The file is 0600 in a
+0700 directory: it holds the MyCase tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from mycase_sync.errors import ConfigError, TemporaryError
+
+BUSY_TIMEOUT_MS = 30_000
+
+migrations = Migrations("mycase_sync")
+
+
+@migrations(name="0001_initial")
+def _initial(db: Database) -> None:
+    db["tokens"].create(
+        {
+            "id": int,
+            "access_token": str,
+            "refresh_token": str,
+            "token_type": str,
+            "expires_at": str,  # ISO 8601 UTC
+            "refresh_expires_at": str,
+            "obtained_at": str,
+            "last_refresh_at": str,
+            "firm_uuid": str,
+            "user_name": str,
+            "user_email": str,
+            "firm_name": str,
+            "needs_reauth": int,
+            "reauth_reason": str,
+        },
+        pk="id",
+    )
+    db["cursors"].create({"job": str, "value": str, "updated_at": str}, pk="job")
+    db["matters"].create(
+        {
+            "mycase_id": str,  # the key: MyCase case id as a string
+            "casestatus_id": int,
+            "readable_id": str,
+            "fields_hash": str,  # hash of the last fields Case Status is known to hold
+            "fields": str,  # JSON of those fields
+            "state": str,  # synced | pending (write outcome unknown) | failed | skipped
+            "attempts": int,
+            "last_error": str,
+            "updated_at": str,
+        },
+        pk="mycase_id",
+    )
+    db["matters"].create_index(["casestatus_id"])
+    db["matters"].create_index(["state"])
+    db["ledger"].create(
+        {
+            "kind": str,  # document | message
+            "item_id": int,  # Case Status id of the file or message
+            "integration_id": str,  # MyCase case id the item belongs to
+            "state": str,  # pending | claimed | sent | waiting | failed
+            "attempts": int,
+            "last_error": str,
+            "remote_id": str,  # MyCase note or document id once confirmed
+            "sha256": str,
+            "size": int,
+            "item": str,  # JSON of the Case Status record, so a retry needs no re-listing
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk=("kind", "item_id"),
+    )
+    db["ledger"].create_index(["kind", "state"])
+    db["runs"].create(
+        {
+            "id": int,
+            "run_id": str,
+            "job": str,
+            "started_at": str,
+            "finished_at": str,
+            "outcome": str,  # running | success | partial | failed | temporary | auth
+            "counts": str,  # JSON
+            "error": str,
+        },
+        pk="id",
+    )
+    db["runs"].create_index(["job", "started_at"])
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    return moment.astimezone(dt.timezone.utc).isoformat() if moment else None
+
+
+def parse_iso(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
+class Store:
+    """The state store. Writes that belong together go through `transaction()`.
+
+    The connection may be used from worker threads (a lock serialises it), but jobs
+    keep writes on the main thread where they can.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        conn = _connect(self.path)
+        self.db = Database(conn, execute_plugins=False)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            migrations.apply(self.db)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if "locked" in str(exc):
+                raise TemporaryError(f"state store {self.path} is locked by another process: {exc}") from None
+            raise ConfigError(f"state store {self.path} is not a usable SQLite database: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """BEGIN IMMEDIATE ... COMMIT: the writes inside land together or not at all."""
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:
+                with self.db.atomic():
+                    yield self.db
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+
+    # --- cursors -------------------------------------------------------------------------
+    def get_cursor(self, job: str) -> Any:
+        row = self.db.execute("select value from cursors where job = ?", [job]).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_cursor(self, job: str, value: Any) -> None:
+        with self.transaction() as db:
+            db["cursors"].upsert({"job": job, "value": json.dumps(value), "updated_at": iso(utcnow())}, pk="job")
+
+    # --- run history ---------------------------------------------------------------------
+    def start_run(self, job: str) -> str:
+        run_id = uuid.uuid4().hex[:12]
+        with self.transaction() as db:
+            db["runs"].insert(
+                {"run_id": run_id, "job": job, "started_at": iso(utcnow()), "outcome": "running", "counts": "{}"}
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, outcome: str, counts: dict | None = None, error: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "update runs set finished_at = ?, outcome = ?, counts = ?, error = ? where run_id = ?",
+                [iso(utcnow()), outcome, json.dumps(counts or {}), error, run_id],
+            )
+
+    def last_run(self, job: str, outcome: str | None = None) -> dict | None:
+        sql = "select * from runs where job = ?"
+        params: list = [job]
+        if outcome:
+            sql += " and outcome = ?"
+            params.append(outcome)
+        sql += " order by id desc limit 1"
+        rows = list(self.db.query(sql, params))
+        if not rows:
+            return None
+        row = rows[0]
+        row["counts"] = json.loads(row["counts"] or "{}")
+        return row
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Create the directory 0700 and the file 0600 before SQLite touches them."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        old = os.umask(0o077)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            conn.execute("select 1")
+        finally:
+            os.umask(old)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot open state store {path}: {exc}") from None
+    return conn
+
+
+def open_store(path: Path | str) -> Store:
+    return Store(path)
