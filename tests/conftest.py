@@ -94,7 +94,7 @@ def cli(sandbox, db_path, tmp_path) -> Cli:
     """The real CLI pointed at the sandbox, with its own state store (not yet connected)."""
     env = dict(sandbox.env())
     env["MYCASE_SYNC_DB"] = str(db_path)
-    env["MYCASE_RATE_LIMIT"] = "200"
+    env["MYCASE_RATE_LIMIT"] = "22"
     env["CASESTATUS_RATE_LIMIT"] = "500"
     env["MYCASE_SYNC_TIMEOUT"] = "5"
     return Cli(env=env, cwd=tmp_path)
