@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECRET_KEYS = frozenset({
     "access_token", "refresh_token", "client_secret", "code", "api_key", "password", "signature",
-    "authorization",
+    "authorization", "x-amz-signature",
 })
 MASK = "***"
 # Request bodies are kept in the journal only when small, so an upload never lands there.

@@ -1,0 +1,97 @@
+"""The whole sandbox: both emulated services on two local ports, one seeded firm and one clock."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .casestatus import CaseStatusService
+from .core import Clock, ServiceServer
+from .data import generate_firm
+from .mycase import MyCaseService
+
+
+@dataclass
+class SandboxConfig:
+    """Sizes, seed and knobs; `mycase_port` 0 picks a free port, Case Status then takes any free port
+    (with a fixed MyCase port, Case Status gets the next one)."""
+
+    seed: int = 1
+    matters: int = 300
+    now: datetime | None = None
+    mycase_latency: tuple | None = None
+    casestatus_latency: tuple | None = None
+    mycase_rate_limit: float | None = 25
+    casestatus_rate_limit: float | None = None
+    access_token_lifetime: int = 86400
+    refresh_token_lifetime: int = 14 * 86400
+    client_id: str = "sandbox-client"
+    client_secret: str = field(default_factory=lambda: f"sandbox-secret-{secrets.token_hex(8)}")
+    api_key: str = field(default_factory=lambda: f"sandbox-key-{secrets.token_hex(8)}")
+    redirect_uri: str = "http://127.0.0.1:8765/callback"
+    with_activity: bool = True
+    mycase_port: int = 0
+
+
+class Sandbox:
+    """Context manager running MyCase and Case Status emulators; `.mycase`, `.casestatus`, `.clock`."""
+
+    def __init__(self, config: SandboxConfig | None = None):
+        self.config = config or SandboxConfig()
+        self.clock = Clock()
+        self.mycase: MyCaseService | None = None
+        self.casestatus: CaseStatusService | None = None
+        self.firm = None
+        self._servers: list[ServiceServer] = []
+
+    def start(self) -> "Sandbox":
+        cfg = self.config
+        self.firm = generate_firm(cfg.seed, cfg.matters, cfg.now or self.clock.now(), activity=cfg.with_activity)
+        self.mycase = MyCaseService(
+            self.clock, self.firm, seed=cfg.seed, client_id=cfg.client_id, client_secret=cfg.client_secret,
+            redirect_uri=cfg.redirect_uri, access_token_lifetime=cfg.access_token_lifetime,
+            refresh_token_lifetime=cfg.refresh_token_lifetime)
+        self.mycase.latency = cfg.mycase_latency
+        self.mycase.rate_limit = cfg.mycase_rate_limit
+        self.casestatus = CaseStatusService(self.clock, cfg.api_key)
+        self.casestatus.load_seed(self.firm.casestatus_users, self.firm.messages, self.firm.files)
+        self.casestatus.latency = cfg.casestatus_latency
+        self.casestatus.rate_limit = cfg.casestatus_rate_limit
+        try:
+            self._servers.append(ServiceServer(self.mycase, cfg.mycase_port))
+            self._servers.append(ServiceServer(self.casestatus, cfg.mycase_port + 1 if cfg.mycase_port else 0))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        while self._servers:
+            self._servers.pop().stop()
+
+    @property
+    def mycase_url(self) -> str:
+        return self._servers[0].url
+
+    @property
+    def casestatus_url(self) -> str:
+        return self._servers[1].url
+
+    def env(self) -> dict[str, str]:
+        """The environment that points mycase-sync at this sandbox."""
+        cfg = self.config
+        return {
+            "MYCASE_AUTH_URL": self.mycase_url,
+            "MYCASE_API_URL": f"{self.mycase_url}/v1",
+            "MYCASE_CLIENT_ID": cfg.client_id,
+            "MYCASE_CLIENT_SECRET": cfg.client_secret,
+            "MYCASE_REDIRECT_URI": cfg.redirect_uri,
+            "CASESTATUS_API_URL": self.casestatus_url,
+            "CASESTATUS_API_KEY": cfg.api_key,
+        }
+
+    def __enter__(self) -> "Sandbox":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
