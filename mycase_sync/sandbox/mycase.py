@@ -281,11 +281,15 @@ class MyCaseService(Service):
                                    {"pointer": f"/{key}"})
         return body
 
+    def _lookup(self, table: dict[int, dict], record_id: str, what: str) -> dict:
+        """The record, or 404 (deleted and unknown ids alike)."""
+        record = table.get(int(record_id))
+        if record is None:
+            raise HttpError(404, self.error_body(f"{what} not found"))
+        return record
+
     def _case_or_404(self, case_id: str) -> dict:
-        case = self.cases.get(int(case_id))
-        if case is None:
-            raise HttpError(404, self.error_body("Case not found"))
-        return case
+        return self._lookup(self.cases, case_id, "Case")
 
     # -- OAuth --------------------------------------------------------------------------------------
     @route("GET", "/login_sessions/new")
@@ -576,10 +580,7 @@ class MyCaseService(Service):
     @api("GET", r"/staff/(\d+)")
     def get_staff(self, req: Request, staff_id: str) -> dict:
         with self.lock:
-            s = self.staff.get(int(staff_id))
-            if s is None:
-                raise HttpError(404, self.error_body("Staff not found"))
-            return self._render_staff(s)
+            return self._render_staff(self._lookup(self.staff, staff_id, "Staff"))
 
     def _named_list(self, req: Request, table: dict[int, dict]) -> Response:
         after = self._updated_after(req)
@@ -701,10 +702,7 @@ class MyCaseService(Service):
                           self.documents.get, self._render_document)
 
     def _document_or_404(self, doc_id: str) -> dict:
-        doc = self.documents.get(int(doc_id))
-        if doc is None:
-            raise HttpError(404, self.error_body("Document not found"))
-        return doc
+        return self._lookup(self.documents, doc_id, "Document")
 
     @api("GET", r"/documents/(\d+)")
     def get_document(self, req: Request, doc_id: str) -> dict:
@@ -779,10 +777,7 @@ class MyCaseService(Service):
     @api("GET", r"/notes/(\d+)")
     def get_note(self, req: Request, note_id: str) -> dict:
         with self.lock:
-            note = self.notes.get(int(note_id))
-            if note is None:
-                raise HttpError(404, self.error_body("Note not found"))
-            return self._render_note(note)
+            return self._render_note(self._lookup(self.notes, note_id, "Note"))
 
     # -- S3 stand-in --------------------------------------------------------------------------------
     def _signature(self, method: str, key: str, amz_date: str, expires: str) -> str:
