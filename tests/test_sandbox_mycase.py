@@ -496,3 +496,14 @@ def test_sandbox_serve_prints_env_serves_and_stops_on_ctrl_c():
         assert proc.wait(timeout=5) == 0
     if os.name == "posix":
         assert "stopped" in proc.stderr.read()
+
+
+@pytest.mark.soak  # about 3 s, mostly the client decoding 100 MB of JSON
+def test_paging_100k_cases_is_quick(mc):
+    staff = [{"id": 1, "lead_lawyer": True, "originating_lawyer": False, "case_rate": None}]
+    for _ in range(100_000):
+        mc.service.add_case(staff=staff, clients=[5])
+    items, answers = walk(mc, "/cases", page_size=1000)
+    assert len(answers) == 100 and len({c["id"] for c in items}) == 100_000
+    server_times = sorted(a.elapsed.total_seconds() for a in answers[1:])  # time to the response headers
+    assert server_times[len(server_times) // 2] < 0.1, server_times
