@@ -9,9 +9,10 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
+import click
 import pytest
 import requests
 
@@ -88,6 +89,8 @@ def test_authorize_redirects_with_a_code_that_exchanges_once(mc):
     again = mc.token(grant_type="authorization_code", code=params["code"], redirect_uri=REDIRECT)
     assert again.status_code == 401 and again.json()["error"] == "invalid_grant"
     assert mc.service.token_calls == 2 and mc.service.refresh_calls == 0
+    journal = repr(mc.service.journal)
+    assert params["code"] not in journal and body["access_token"] not in journal and "sandbox-secret" not in journal
 
 
 def test_token_endpoint_accepts_a_form_body(mc):
@@ -451,6 +454,30 @@ def test_failure_plans_fire_exactly_as_configured(mc):
     assert [f["kind"] for f in service.faults.fired] == ["500", "drop", "timeout"]
 
 
+def test_serve_flags_parse_latency_rate_limits_and_fault_plans():
+    from mycase_sync.sandbox.cli import _fault, _latencies, _rate_limits
+
+    assert _latencies("200") == ((0.2, 0.2), (0.2, 0.2))
+    assert _latencies("100-900,0") == ((0.1, 0.9), None)
+    assert _rate_limits("10,0", SandboxConfig()) == (10, None)
+    assert _rate_limits(None, SandboxConfig()) == (25, None)
+    assert _fault(r"mycase:post:/v1/cases/\d+/notes:drop:3:2") == ("mycase", "POST", r"/v1/cases/\d+/notes",
+                                                                   "drop", 3, 2)
+    assert _fault("casestatus:GET:/v1/api/files:timeout") == ("casestatus", "GET", "/v1/api/files", "timeout", 1, 1)
+    for bad in ("mycase:GET:/x", "other:GET:/x:500", "mycase:GET:/x:500:0"):
+        with pytest.raises(click.BadParameter):
+            _fault(bad)
+    with pytest.raises(click.BadParameter):
+        _latencies("9-1")
+
+
+def test_sandbox_clock_starts_at_the_configured_now():
+    now = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
+    with Sandbox(SandboxConfig(matters=10, now=now)) as sandbox:
+        assert abs((sandbox.clock.now() - now).total_seconds()) < 5
+        assert max(c["updated_at"] for c in sandbox.mycase.cases.values()) <= sandbox.clock.now()
+
+
 # -- the whole sandbox ----------------------------------------------------------------------------------
 
 def test_sandbox_starts_both_services_within_a_second_and_exports_env():
@@ -471,7 +498,7 @@ def test_sandbox_starts_both_services_within_a_second_and_exports_env():
 
 def test_sandbox_serve_prints_env_serves_and_stops_on_ctrl_c():
     proc = subprocess.Popen([sys.executable, "-m", "mycase_sync.sandbox.cli", "serve", "--port", "0",
-                             "--matters", "20", "--rate-limit", "0"],
+                             "--matters", "20", "--rate-limit", "0", "--fault", "mycase:GET:/v1/firm:503"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         env = {}
@@ -488,8 +515,9 @@ def test_sandbox_serve_prints_env_serves_and_stops_on_ctrl_c():
         tokens = requests.post(env["MYCASE_AUTH_URL"] + "/tokens", json={
             "client_id": env["MYCASE_CLIENT_ID"], "client_secret": env["MYCASE_CLIENT_SECRET"],
             "grant_type": "authorization_code", "code": code, "redirect_uri": env["MYCASE_REDIRECT_URI"]}).json()
-        firm = requests.get(env["MYCASE_API_URL"] + "/firm",
-                            headers={"Authorization": "Bearer " + tokens["access_token"]})
+        bearer = {"Authorization": "Bearer " + tokens["access_token"]}
+        assert requests.get(env["MYCASE_API_URL"] + "/firm", headers=bearer).status_code == 503
+        firm = requests.get(env["MYCASE_API_URL"] + "/firm", headers=bearer)
         assert firm.status_code == 200 and firm.json()["name"]
     finally:
         proc.send_signal(signal.SIGINT)
@@ -498,7 +526,7 @@ def test_sandbox_serve_prints_env_serves_and_stops_on_ctrl_c():
         assert "stopped" in proc.stderr.read()
 
 
-@pytest.mark.soak  # about 3 s, mostly the client decoding 100 MB of JSON
+@pytest.mark.soak  # about 3 s, mostly the client decoding tens of MB of JSON
 def test_paging_100k_cases_is_quick(mc):
     staff = [{"id": 1, "lead_lawyer": True, "originating_lawyer": False, "case_rate": None}]
     for _ in range(100_000):

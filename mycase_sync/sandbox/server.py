@@ -46,7 +46,9 @@ class Sandbox:
 
     def start(self) -> "Sandbox":
         cfg = self.config
-        self.firm = generate_firm(cfg.seed, cfg.matters, cfg.now or self.clock.now(), activity=cfg.with_activity)
+        if cfg.now is not None:  # the services' clock starts where the generated history ends
+            self.clock.offset = (cfg.now - self.clock.now()).total_seconds()
+        self.firm = generate_firm(cfg.seed, cfg.matters, self.clock.now(), activity=cfg.with_activity)
         self.mycase = MyCaseService(
             self.clock, self.firm, seed=cfg.seed, client_id=cfg.client_id, client_secret=cfg.client_secret,
             redirect_uri=cfg.redirect_uri, access_token_lifetime=cfg.access_token_lifetime,
