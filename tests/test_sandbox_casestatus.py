@@ -152,6 +152,7 @@ def test_patch_close_reopen_and_stage_changes(api, service):
     assert service.stage_changes[-1]["old"] == service.stage_changes[-1]["new"] == "Discovery"
     assert any("written again" in v for v in service.violations)
     assert api("PATCH", "/v1/api/cases/1", json={"stage": "X"}).status_code == 404
+    assert api("POST", path + "/close", json={}).status_code == 422  # closed_date is required, if null
 
 
 def test_held_back_messages_appear_when_their_case_is_created(api, service):

@@ -461,9 +461,7 @@ class CaseStatusService(Service):
             raise self._error(422, unknown[0], "unknown field")
         if "closed_date" not in body:
             raise self._error(422, "closed_date", "is required")
-        closed = self._date("closed_date", body["closed_date"])
-        if closed is None:
-            raise self._error(422, "closed_date", "must be a date YYYY-MM-DD")
+        closed = self._date("closed_date", body["closed_date"])  # null, as at create, when no date is known
         with self.lock:
             case = self._case(case_id)
             self._update_case(case, {"status": "closed", "closed_date": closed})
