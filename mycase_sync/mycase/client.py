@@ -144,10 +144,12 @@ class MyCaseClient:
         body = {"path": path, "filename": filename, "description": description}
         return json_body(SERVICE, self.request("POST", CASE_DOCUMENTS.format(id=case_id), json=body), dict)
 
-    def create_document_version(self, document_id: str | int, filename: str) -> dict:
-        """For a document whose bytes never arrived: a new version with a fresh put_url."""
-        body = {"filename": filename}
-        return json_body(SERVICE, self.request("POST", DOCUMENT_VERSIONS.format(id=document_id), json=body), dict)
+    def create_document_version(self, document_id: str | int) -> dict:
+        """For a document whose bytes never arrived: a new version with a fresh put_url.
+
+        The reference documents no request body for this call, so none is sent.
+        """
+        return json_body(SERVICE, self.request("POST", DOCUMENT_VERSIONS.format(id=document_id)), dict)
 
     def upload(self, put_url: str, put_headers: dict, file_path: str) -> None:
         """Step 2 of 2: PUT the bytes from a file of known size (S3 refuses chunked bodies)."""
