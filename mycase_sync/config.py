@@ -7,6 +7,7 @@ directory: cron runs us from $HOME, so the state store path is absolute by defau
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,7 @@ def _positive_number(name: str, value: str, kind=float) -> float | int:
         number = kind(value)
     except ValueError:
         raise ConfigError(f"{name} must be a positive number, got {value!r}") from None
-    if number <= 0:
+    if not math.isfinite(number) or number <= 0:  # "nan" and "inf" parse as floats
         raise ConfigError(f"{name} must be a positive number, got {value!r}")
     return number
 
