@@ -48,7 +48,11 @@ def is_loopback(host: str | None) -> bool:
 
 def check_url(name: str, value: str) -> str:
     """An https URL, or http on a loopback host only (the sandbox, a local redirect listener)."""
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # a port out of range raises here rather than deep inside requests
+    except ValueError:
+        raise ConfigError(f"{name} is not a valid URL, got {value!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
