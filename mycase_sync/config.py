@@ -30,8 +30,13 @@ DEFAULTS = {
 
 
 def default_db_path(environ: dict[str, str]) -> Path:
-    """~/.local/state/mycase-sync/state.db, or under $XDG_STATE_HOME when it is set."""
-    base = environ.get("XDG_STATE_HOME") or os.path.join(environ.get("HOME") or str(Path.home()), ".local", "state")
+    """~/.local/state/mycase-sync/state.db, or under $XDG_STATE_HOME when it is set.
+
+    A relative XDG_STATE_HOME is ignored, as the XDG spec says: it would depend on the directory cron runs us from.
+    """
+    base = environ.get("XDG_STATE_HOME") or ""
+    if not os.path.isabs(base):
+        base = os.path.join(environ.get("HOME") or str(Path.home()), ".local", "state")
     return Path(base) / "mycase-sync" / "state.db"
 
 
