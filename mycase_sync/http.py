@@ -86,7 +86,8 @@ def error_detail(response: requests.Response) -> str:
         kind = response.headers.get("Content-Type", "").split(";")[0]
         if kind == "text/html" or (text and text[0].lstrip().startswith("<")):
             return f"unexpected {kind or 'HTML'} page"
-        return redact(text[0][:200]) if text else "empty body"
+        # Redact before cutting: a cut through a secret would leave a prefix no pattern matches.
+        return redact(text[0])[:200] if text else "empty body"
     parts: list[str] = []
     if isinstance(body, dict):
         for key in ("error_description", "error", "message"):
@@ -100,7 +101,7 @@ def error_detail(response: requests.Response) -> str:
                     text = err.get("description") or err.get("message") or ""
                     where = err.get("field") or (err.get("source") or {}).get("pointer") or (err.get("source") or {}).get("parameter")
                     parts.append(f"{where}: {text}" if where else str(text))
-    return redact("; ".join(p for p in parts if p)[:300])
+    return redact("; ".join(p for p in parts if p))[:300]
 
 
 class ServiceSession(requests.Session):
