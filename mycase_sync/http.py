@@ -99,7 +99,8 @@ def error_detail(response: requests.Response) -> str:
             for err in errors[:3]:
                 if isinstance(err, dict):
                     text = err.get("description") or err.get("message") or ""
-                    where = err.get("field") or (err.get("source") or {}).get("pointer") or (err.get("source") or {}).get("parameter")
+                    source = err.get("source") if isinstance(err.get("source"), dict) else {}
+                    where = err.get("field") or source.get("pointer") or source.get("parameter")
                     parts.append(f"{where}: {text}" if where else str(text))
     return redact("; ".join(p for p in parts if p))[:300]
 
