@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import logging
+import math
 import random
 import threading
 import time
@@ -67,9 +68,11 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # "nan" parses, and time.sleep(nan) raises
+        return min(max(seconds, 0.0), MAX_RETRY_AFTER) if not math.isnan(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
