@@ -177,6 +177,8 @@ class ServiceSession(requests.Session):
 
 def _never_sent(exc: Exception) -> bool:
     """True when the connection failed before our request could have reached the server."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
     text = repr(exc)
     return "NewConnectionError" in text or "Connection refused" in text or "Name or service not known" in text
 
