@@ -29,6 +29,13 @@ GET_RETRY_STATUSES = RETRY_STATUSES | {500}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_AFTER = 120.0
+# No usable answer: refused, timed out, or the connection broke while the answer was being read.
+BROKEN = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 class RateLimiter:
@@ -145,9 +152,11 @@ class ServiceSession(requests.Session):
             except requests.exceptions.ConnectTimeout as exc:
                 failure: Exception = exc  # never connected: always safe to repeat
                 repeatable = True
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            except BROKEN as exc:
                 failure = exc
                 repeatable = can_repeat or _never_sent(exc)
+            except requests.exceptions.RequestException as exc:  # bad URL, redirect loop...: repeating won't help
+                raise ServiceError(self.service, method, path, None, f"request failed: {type(exc).__name__}") from None
             else:
                 limit_504 = 2 if self.service == "MyCase" else self.max_retries
                 if response.status_code in retry_statuses and attempt < self.max_retries and (can_repeat or response.status_code == 429):
@@ -186,9 +195,9 @@ def _never_sent(exc: Exception) -> bool:
 def _describe(exc: Exception) -> str:
     if isinstance(exc, requests.exceptions.Timeout):
         return "timed out"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "connection refused" if _never_sent(exc) else "connection dropped"
-    return redact(type(exc).__name__)
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "answer could not be decoded"
+    return "connection refused" if _never_sent(exc) else "connection dropped"
 
 
 def raise_for_status(service: str, response: requests.Response) -> requests.Response:
