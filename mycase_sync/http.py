@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import math
 import random
+import socket
 import threading
 import time
 from typing import Any, Callable
@@ -230,18 +231,29 @@ def check_followable_url(url: str, allow_loopback: bool) -> str:
     a poisoned record must not make us read internal data and file it into MyCase.
     """
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    loopback = host == "localhost" or (address is not None and address.is_loopback)
+    host = (parts.hostname or "").rstrip(".")  # "localhost." resolves like "localhost"
+    address = _literal_address(host)
+    loopback = host == "localhost" or host.endswith(".localhost") or (address is not None and address.is_loopback)
     if loopback:
         if allow_loopback and parts.scheme in ("http", "https"):
             return url
         raise ServiceError("security", "GET", parts.path, None, "refusing a loopback URL handed to us by a service")
     if parts.scheme != "https" or not host:
         raise ServiceError("security", "GET", parts.path, None, f"refusing a non-https URL ({parts.scheme or 'no scheme'})")
-    if address is not None and (address.is_link_local or address.is_private or address.is_reserved or address.is_multicast):
+    if address is not None and (not address.is_global or address.is_multicast):
         raise ServiceError("security", "GET", parts.path, None, "refusing a URL that points at an internal address")
     return url
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names literally, in every spelling the resolver accepts (127.1, 2130706433, 0x7f.0.0.1)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if host and set(host.lower()) <= set("0123456789abcdefx."):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
