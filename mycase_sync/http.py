@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -134,6 +134,16 @@ class ServiceSession(requests.Session):
         self.requests_sent = 0
         self.headers["User-Agent"] = "mycase-sync"
 
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """A redirect is a URL handed to us by a service: it passes check_followable_url too.
+
+        Loopback targets are allowed only when the request itself went to loopback (the sandbox).
+        """
+        target = super().get_redirect_target(resp)
+        if target:
+            check_followable_url(urljoin(resp.url, target), allow_loopback=_is_loopback(urlsplit(resp.url).hostname))
+        return target
+
     def backoff(self, attempt: int) -> float:
         """Exponential with full jitter, capped at 30 s."""
         return random.uniform(0, min(30.0, self.backoff_base * (2**attempt)))
@@ -233,8 +243,7 @@ def check_followable_url(url: str, allow_loopback: bool) -> str:
     parts = urlsplit(url)
     host = (parts.hostname or "").rstrip(".")  # "localhost." resolves like "localhost"
     address = _literal_address(host)
-    loopback = host == "localhost" or host.endswith(".localhost") or (address is not None and address.is_loopback)
-    if loopback:
+    if _is_loopback(host):
         if allow_loopback and parts.scheme in ("http", "https"):
             return url
         raise ServiceError("security", "GET", parts.path, None, "refusing a loopback URL handed to us by a service")
@@ -243,6 +252,12 @@ def check_followable_url(url: str, allow_loopback: bool) -> str:
     if address is not None and (not address.is_global or address.is_multicast):
         raise ServiceError("security", "GET", parts.path, None, "refusing a URL that points at an internal address")
     return url
+
+
+def _is_loopback(host: str | None) -> bool:
+    host = (host or "").rstrip(".")
+    address = _literal_address(host)
+    return host == "localhost" or host.endswith(".localhost") or (address is not None and address.is_loopback)
 
 
 def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
