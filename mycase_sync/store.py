@@ -21,6 +21,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from mycase_sync.errors import ConfigError, TemporaryError
+from mycase_sync.locks import blocking_lock
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -124,10 +125,13 @@ class Store:
         conn = _connect(self.path)
         self.db = Database(conn, execute_plugins=False)
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            migrations.apply(self.db)
+            # Jobs started by cron in the same minute open the store at once; on a new file or
+            # after an upgrade, one would find the tables half-made or the file locked.
+            with blocking_lock(self.path, "init"):
+                self.db.execute("PRAGMA journal_mode=WAL")
+                migrations.apply(self.db)
         except sqlite3.DatabaseError as exc:
             conn.close()
             if "locked" in str(exc):
