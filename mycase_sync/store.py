@@ -150,15 +150,18 @@ class Store:
                 with self.db.atomic():
                     yield self.db
                 return
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # busy past BUSY_TIMEOUT_MS: a long writer elsewhere
+                raise TemporaryError(f"state store {self.path} is busy: {exc}") from None
             try:
                 yield self.db
+                conn.execute("COMMIT")
             except BaseException:
+                # Also when COMMIT itself fails: a transaction left open would swallow every later write.
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            else:
-                conn.execute("COMMIT")
 
     # --- cursors -------------------------------------------------------------------------
     def get_cursor(self, job: str) -> Any:
