@@ -210,7 +210,13 @@ def _connect(path: Path) -> sqlite3.Connection:
         old = os.umask(0o077)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
+            try:
+                if os.fstat(fd).st_mode & 0o077:  # an older or copied file: SQLite gives -wal/-shm the same mode
+                    os.fchmod(fd, 0o600)
+            except PermissionError:  # not ours to change; the owner chose to share it
+                pass
+            finally:
+                os.close(fd)
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
             conn.execute("select 1")
         finally:
