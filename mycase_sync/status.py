@@ -1,19 +1,21 @@
 """`mycase-sync status`: is the sync healthy, and if not, why — read from the state store alone.
 
-It makes no network request, so a monitoring system can call `status --check` as often as
-it likes. Thresholds: authorization expiring within 3 days, no successful import in 26
-hours (nightly job plus slack), no successful push in 1 hour (jobs run every 5 and 20
-minutes), anything parked as failed.
+It makes no network request and never creates the state store, so a monitoring system can
+call `status --check` as often as it likes. Thresholds: authorization expiring within 3 days,
+no completed import in 26 hours (nightly job plus slack), no completed push in 1 hour (jobs run
+every 5 and 20 minutes), anything parked as failed. The JSON keys are documented in the README.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
+from mycase_sync.redact import redact
 from mycase_sync.store import Store, parse_iso, utcnow
 
 JOBS = ("import-matters", "push-documents", "push-messages")
@@ -23,18 +25,26 @@ STALE_AFTER = {
     "push-messages": dt.timedelta(hours=1),
 }
 REFRESH_WARNING = dt.timedelta(days=3)
-LEDGER_KINDS = {"document": "documents", "message": "messages"}
-SHOWN_FAILURES = 10
+LEDGER_JOBS = {"push-documents": "document", "push-messages": "message"}
+# A run "completed" when it went through its work: success, or partial (some records failed,
+# and those are counted and reported on their own). Staleness is measured from its end.
+COMPLETED = ("success", "partial")
+SHOWN_ITEMS = 10
 
 
-def _connection(store: Store, now: dt.datetime) -> dict[str, Any]:
+def _text(value: Any) -> str | None:
+    return redact(value) if value else None
+
+
+def _connection(store: Store) -> dict[str, Any]:
     row = next(iter(store.db.query("select * from tokens order by id limit 1")), None)
     if not row or not row.get("access_token"):
-        return {"connected": False, "needs_reauth": False}
+        return {"connected": False, "needs_reauth": False, "reauth_reason": None, "user": None, "user_email": None,
+                "firm": None, "access_expires_at": None, "refresh_expires_at": None, "last_refresh_at": None}
     return {
         "connected": not row.get("needs_reauth"),
         "needs_reauth": bool(row.get("needs_reauth")),
-        "reauth_reason": row.get("reauth_reason"),
+        "reauth_reason": _text(row.get("reauth_reason")),
         "user": row.get("user_name") or row.get("user_email"),
         "user_email": row.get("user_email"),
         "firm": row.get("firm_name"),
@@ -55,18 +65,26 @@ def _run_summary(run: dict | None) -> dict | None:
         "duration_s": round((finished - started).total_seconds(), 1) if finished and started else None,
         "outcome": run["outcome"],
         "counts": run.get("counts") or {},
-        "error": run.get("error"),
+        "error": _text(run.get("error")),
     }
 
 
+def _last_completed(store: Store, job: str) -> str | None:
+    marks = ",".join("?" for _ in COMPLETED)
+    row = store.db.execute(
+        f"select finished_at from runs where job = ? and outcome in ({marks}) order by id desc limit 1",
+        [job, *COMPLETED]).fetchone()
+    return row[0] if row else None
+
+
 def _ledger(store: Store, kind: str) -> dict[str, Any]:
-    counts = {state: n for state, n in store.db.execute(
-        "select state, count(*) from ledger where kind = ? group by state", [kind]).fetchall()}
+    counts = dict(store.db.execute(
+        "select state, count(*) from ledger where kind = ? group by state", [kind]).fetchall())
     failed = [
-        {"item_id": item_id, "integration_id": iid, "attempts": attempts, "last_error": err}
+        {"item_id": item_id, "integration_id": iid, "attempts": attempts, "last_error": _text(err)}
         for item_id, iid, attempts, err in store.db.execute(
             "select item_id, integration_id, attempts, last_error from ledger where kind = ? and state = 'failed'"
-            " order by item_id limit ?", [kind, SHOWN_FAILURES]).fetchall()
+            " order by updated_at desc, item_id limit ?", [kind, SHOWN_ITEMS]).fetchall()
     ]
     return {
         "sent": counts.get("sent", 0),
@@ -77,19 +95,24 @@ def _ledger(store: Store, kind: str) -> dict[str, Any]:
     }
 
 
-def _matters(store: Store) -> dict[str, Any]:
-    counts = {state: n for state, n in store.db.execute("select state, count(*) from matters group by state").fetchall()}
-    failed = [
-        {"mycase_id": mid, "last_error": err}
-        for mid, err in store.db.execute(
-            "select mycase_id, last_error from matters where state in ('failed', 'skipped') order by mycase_id limit ?",
-            [SHOWN_FAILURES]).fetchall()
+def _matter_rows(store: Store, state: str) -> list[dict]:
+    return [
+        {"mycase_id": mid, "readable_id": readable, "attempts": attempts, "last_error": _text(err)}
+        for mid, readable, attempts, err in store.db.execute(
+            "select mycase_id, readable_id, attempts, last_error from matters where state = ?"
+            " order by updated_at desc, mycase_id limit ?", [state, SHOWN_ITEMS]).fetchall()
     ]
+
+
+def _matters(store: Store) -> dict[str, Any]:
+    counts = dict(store.db.execute("select state, count(*) from matters group by state").fetchall())
     return {
-        "imported": sum(n for state, n in counts.items() if state not in ("failed", "skipped")),
+        "imported": counts.get("synced", 0),
+        "pending": counts.get("pending", 0),
         "failed": counts.get("failed", 0),
         "skipped": counts.get("skipped", 0),
-        "problems": failed,
+        "failed_items": _matter_rows(store, "failed"),
+        "skipped_items": _matter_rows(store, "skipped"),
     }
 
 
@@ -98,50 +121,77 @@ def collect(store: Store, now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     jobs = {}
     for job in JOBS:
-        last_success = store.last_run(job, "success")
-        jobs[job] = {"last_run": _run_summary(store.last_run(job)), "last_success": last_success["started_at"] if last_success else None}
+        items = _ledger(store, LEDGER_JOBS[job]) if job in LEDGER_JOBS else _matters(store)
+        jobs[job] = {
+            "last_run": _run_summary(store.last_run(job)),
+            "last_success": _last_completed(store, job),
+            "items": items,
+        }
     report = {
         "checked_at": now.isoformat(),
-        "connection": _connection(store, now),
+        "state_store": str(store.path),
+        "connection": _connection(store),
         "jobs": jobs,
-        "matters": _matters(store),
-        **{name: _ledger(store, kind) for kind, name in LEDGER_KINDS.items()},
     }
     report["problems"] = problems(report, now)
     report["healthy"] = not report["problems"]
     return report
 
 
+def missing_store_report(path: Path, now: dt.datetime | None = None) -> dict[str, Any]:
+    """What `status` says when the state store does not exist: nothing ever ran with these settings."""
+    now = now or utcnow()
+    line = (f"no state store at {path}: nothing has run with these settings"
+            " (does cron use the same --env-file / MYCASE_SYNC_DB?)")
+    return {"checked_at": now.isoformat(), "state_store": str(path), "connection": None, "jobs": None,
+            "problems": [line], "healthy": False}
+
+
 def problems(report: dict, now: dt.datetime) -> list[str]:
     """One line per reason the sync is unhealthy; empty when all is well."""
     found: list[str] = []
     conn = report["connection"]
+    refresh_expires = parse_iso(conn.get("refresh_expires_at"))
     if conn.get("needs_reauth"):
         found.append("MyCase authorization expired or revoked: run `mycase-sync auth`")
     elif not conn.get("connected"):
         found.append("MyCase is not connected: run `mycase-sync auth`")
-    else:
-        refresh_expires = parse_iso(conn.get("refresh_expires_at"))
-        if refresh_expires and refresh_expires - now < REFRESH_WARNING:
-            found.append(
-                f"MyCase authorization expires {refresh_expires:%Y-%m-%d %H:%M} UTC (nothing refreshed it: is cron running?);"
-                " run any job or `mycase-sync auth`")
+    elif refresh_expires and refresh_expires <= now:
+        found.append(f"MyCase authorization expired {refresh_expires:%Y-%m-%d %H:%M} UTC (nothing refreshed it:"
+                     " is cron running?): run `mycase-sync auth`")
+    elif refresh_expires and refresh_expires - now < REFRESH_WARNING:
+        found.append(f"MyCase authorization expires {refresh_expires:%Y-%m-%d %H:%M} UTC (nothing refreshed it:"
+                     " is cron running?): run any job, or `mycase-sync auth`")
     for job, info in report["jobs"].items():
         last = parse_iso(info["last_success"])
         if last is None:
-            found.append(f"{job} has never succeeded")
+            found.append(f"{job} has never completed a run")
         elif now - last > STALE_AFTER[job]:
             hours = (now - last).total_seconds() / 3600
-            found.append(f"{job}: no successful run for {hours:.0f} hours (last {last:%Y-%m-%d %H:%M} UTC)")
-    for name in LEDGER_KINDS.values():
-        failed = report[name]["failed"]
+            found.append(f"{job}: no completed run for {hours:.0f} hours (last {last:%Y-%m-%d %H:%M} UTC):"
+                         " is cron running? see `mycase-sync status`")
+    failed = report["jobs"]["import-matters"]["items"]["failed"]
+    if failed:
+        found.append(f"{failed} matters failed to import{_last_error(report['jobs']['import-matters'])};"
+                     " the nightly import retries them (details: `mycase-sync status`)")
+    for job, kind in LEDGER_JOBS.items():
+        failed = report["jobs"][job]["items"]["failed"]
         if failed:
-            found.append(f"{failed} {name} parked as failed (see `mycase-sync status`; retry with --retry-failed)")
+            found.append(f"{failed} {kind}s parked as failed{_last_error(report['jobs'][job])};"
+                         f" after fixing the cause run `mycase-sync {job} --retry-failed`")
     return found
 
 
+def _last_error(info: dict) -> str:
+    items = info["items"]["failed_items"]
+    error = items[0]["last_error"] if items else None
+    return f" (latest: {error})" if error else ""
+
+
 def show_status(app, as_json: bool = False, check: bool = False) -> int:
-    report = collect(app.store)
+    """Print the report (table, JSON, or with --check only the problems); --check exits 1 when unhealthy."""
+    path = Path(app.settings.db_path)
+    report = collect(app.store) if path.exists() else missing_store_report(path)
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     elif check:
@@ -152,35 +202,76 @@ def show_status(app, as_json: bool = False, check: bool = False) -> int:
     return 1 if check and report["problems"] else 0
 
 
-def _print_table(report: dict) -> None:
-    from rich.console import Console
+def _when(value: str | None, zone: str = " UTC") -> str:
+    """An ISO time as 'YYYY-MM-DD HH:MM UTC', short enough for a table."""
+    moment = parse_iso(value)
+    return f"{moment.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M}{zone}" if moment else "never"
+
+
+def _jobs_table(jobs: dict):
+    """One column per job, one row per fact: fits 80 columns (cron mail, SSH sessions)."""
+    from rich import box
     from rich.table import Table
 
-    console = Console()
+    table = Table("", *jobs, box=box.SIMPLE_HEAD, pad_edge=False)
+    runs = {job: info["last_run"] or {} for job, info in jobs.items()}
+    items = {job: info["items"] for job, info in jobs.items()}
+
+    def row(label: str, cell) -> None:
+        table.add_row(label, *(cell(job) for job in jobs))
+
+    row("last run (UTC)", lambda job: _when(runs[job].get("started_at"), ""))
+    row("outcome", lambda job: runs[job].get("outcome") or "")
+    row("duration", lambda job: f"{runs[job]['duration_s']:g} s" if runs[job].get("duration_s") is not None else "")
+    row("counts", lambda job: ", ".join(f"{k} {v}" for k, v in (runs[job].get("counts") or {}).items() if v))
+    row("last completed", lambda job: _when(jobs[job]["last_success"], ""))
+    row("done", lambda job: str(items[job].get("sent", items[job].get("imported", 0))))
+    row("pending", lambda job: str(items[job]["pending"]))
+    row("waiting for case", lambda job: str(items[job]["waiting_for_case"]) if "waiting_for_case" in items[job] else "-")
+    row("failed", lambda job: str(items[job]["failed"]))
+    row("skipped", lambda job: str(items[job]["skipped"]) if "skipped" in items[job] else "-")
+    return table
+
+
+def _print_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False, soft_wrap=True)
+
+    def say(text: str, style: str | None = None) -> None:
+        console.print(escape(text), style=style)
+
+    say(f"State store: {report['state_store']}")
+    if report["jobs"] is None:
+        say(report["problems"][0], "bold red")
+        return
     conn = report["connection"]
-    if conn.get("connected"):
-        console.print(f"MyCase: connected as {conn.get('user') or '?'} to {conn.get('firm') or '?'}; "
-                      f"access token until {conn.get('access_expires_at')}, refresh until {conn.get('refresh_expires_at')}")
+    if conn["connected"]:
+        say(f"MyCase: connected as {conn['user'] or '?'} to {conn['firm'] or '?'}; "
+            f"access token until {_when(conn['access_expires_at'])}, "
+            f"authorization (refresh token) until {_when(conn['refresh_expires_at'])}")
+    elif conn["needs_reauth"]:
+        say(f"MyCase: authorization expired or revoked ({conn['reauth_reason'] or 'no reason given'})", "bold red")
     else:
-        console.print("MyCase: [bold red]not connected[/]")
-    table = Table("job", "last run", "duration", "outcome", "counts", "last success")
+        say("MyCase: not connected", "bold red")
+    console.print(_jobs_table(report["jobs"]))
     for job, info in report["jobs"].items():
         run = info["last_run"] or {}
-        counts = ", ".join(f"{k} {v}" for k, v in (run.get("counts") or {}).items() if v)
-        table.add_row(job, run.get("started_at") or "never", f"{run['duration_s']} s" if run.get("duration_s") is not None else "",
-                      run.get("outcome") or "", counts, info["last_success"] or "never")
-    console.print(table)
-    m = report["matters"]
-    console.print(f"Matters: {m['imported']} imported, {m['failed']} failed, {m['skipped']} skipped")
-    for name in LEDGER_KINDS.values():
-        led = report[name]
-        console.print(f"{name.capitalize()}: {led['sent']} sent, {led['pending']} pending, "
-                      f"{led['waiting_for_case']} waiting for their case, {led['failed']} parked as failed")
-        for item in led["failed_items"]:
-            console.print(f"  failed: Case Status {name[:-1]} {item['item_id']} (matter {item['integration_id']}): {item['last_error']}")
+        if run.get("error"):
+            say(f"{job}: last run ended with: {run['error']}")
+    matters = report["jobs"]["import-matters"]["items"]
+    for label, key in (("failed", "failed_items"), ("skipped", "skipped_items")):
+        for item in matters[key]:
+            say(f"  {label}: MyCase case {item['mycase_id']} ({item['readable_id'] or 'no number'}):"
+                f" {item['last_error'] or 'no reason recorded'}")
+    for job, kind in LEDGER_JOBS.items():
+        for item in report["jobs"][job]["items"]["failed_items"]:
+            say(f"  failed: Case Status {kind} {item['item_id']} (MyCase case {item['integration_id']},"
+                f" {item['attempts']} attempts): {item['last_error'] or 'no reason recorded'}")
     if report["problems"]:
-        console.print("[bold red]Problems:[/]")
+        say("Problems:", "bold red")
         for line in report["problems"]:
-            console.print(f"  - {line}")
+            say(f"  - {line}")
     else:
-        console.print("[green]Healthy.[/]")
+        say("Healthy.", "green")
