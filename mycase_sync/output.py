@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 from typing import Iterator
 
+from mycase_sync.errors import ConfigError
 from mycase_sync.redact import RedactingFilter
 
 LOGGER = "mycase_sync"
@@ -23,6 +25,18 @@ class RunIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.run_id = RunIdFilter.run_id
         return True
+
+
+class LogFileFormatter(logging.Formatter):
+    """`2025-03-10T21:15:02Z 3f9c0a1b2c4d INFO message`: UTC, the run id, one line per event."""
+
+    converter = time.gmtime
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(run_id)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%SZ")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return " | ".join(line for line in super().format(record).splitlines() if line.strip())
 
 
 def is_terminal() -> bool:
@@ -50,9 +64,12 @@ def setup_logging(verbose: int = 0, quiet: bool = False, log_file: str | None = 
     root.setLevel(logging.DEBUG)
     root.propagate = False
     if log_file:
-        handler = logging.FileHandler(log_file, encoding="utf-8")
+        try:
+            handler = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot open the log file {log_file}: {exc.strerror or exc}") from None
         handler.setLevel(logging.DEBUG if verbose else logging.INFO)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(run_id)s %(levelname)s %(message)s"))
+        handler.setFormatter(LogFileFormatter())
         handler.addFilter(RedactingFilter())
         handler.addFilter(RunIdFilter())
         root.addHandler(handler)

@@ -1,0 +1,130 @@
+"""Logging for cron: one UTC-stamped line per event with the run id in --log-file, secrets masked,
+nothing on stderr on success when stderr is not a terminal."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from mycase_sync import output
+from mycase_sync.errors import ConfigError
+from mycase_sync.output import set_run_id, setup_logging
+from mycase_sync.redact import register_secret
+
+LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (\S+) (DEBUG|INFO|WARNING|ERROR|CRITICAL) (.*)$")
+
+
+@pytest.fixture
+def log(monkeypatch):
+    """A job's logger, with logging torn down (file closed, run id cleared) after the test."""
+    monkeypatch.setattr(output, "is_terminal", lambda: False)
+    yield logging.getLogger("mycase_sync.sync.messages")
+    root = logging.getLogger(output.LOGGER)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.propagate, root.level = True, logging.NOTSET  # as before: other tests' caplog still works
+    set_run_id("-")
+
+
+def lines(path) -> list[re.Match]:
+    found = [LINE.match(line) for line in path.read_text().splitlines()]
+    assert all(found), path.read_text()
+    return found
+
+
+def test_one_line_per_event_with_utc_time_and_run_id(tmp_path, log):
+    path = tmp_path / "sync.log"
+    setup_logging(log_file=str(path))
+    log.info("before any run")
+    set_run_id("3f9c0a1b2c4d")
+    log.info("pushed message %s", 41)
+    log.warning("message %s parked as failed:\nHTTP 422\n\nbody too long", 42)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("internal error")
+    found = lines(path)
+    assert [(m.group(2), m.group(3)) for m in found] == [
+        ("-", "INFO"), ("3f9c0a1b2c4d", "INFO"), ("3f9c0a1b2c4d", "WARNING"), ("3f9c0a1b2c4d", "ERROR")]
+    assert found[1].group(4) == "pushed message 41"
+    assert found[2].group(4) == "message 42 parked as failed: | HTTP 422 | body too long"
+    assert found[3].group(4).startswith("internal error | Traceback") and "ValueError: boom" in found[3].group(4)
+
+
+def test_the_log_file_is_appended_to_not_replaced(tmp_path, log):
+    path = tmp_path / "sync.log"
+    path.write_text("2025-01-01T00:00:00Z old INFO earlier run\n")
+    setup_logging(log_file=str(path))
+    log.info("new event")
+    setup_logging(log_file=str(path))  # a second process (or run) opening the same file
+    log.info("another")
+    assert [m.group(4) for m in lines(path)] == ["earlier run", "new event", "another"]
+
+
+def test_debug_lines_only_with_verbose(tmp_path, log):
+    path = tmp_path / "sync.log"
+    setup_logging(log_file=str(path))
+    log.debug("request detail")
+    log.info("event")
+    setup_logging(verbose=1, log_file=str(path))
+    log.debug("request detail, verbose")
+    assert [m.group(4) for m in lines(path)] == ["event", "request detail, verbose"]
+
+
+def test_secrets_never_reach_the_log_file_or_stderr(tmp_path, log, capsys):
+    register_secret("client-secret-5b7e9f")
+    path = tmp_path / "sync.log"
+    setup_logging(log_file=str(path))
+    log.warning("token call with %s failed; Authorization: Bearer at-abc.def", "client-secret-5b7e9f")
+    text = path.read_text()
+    assert "client-secret-5b7e9f" not in text and "at-abc.def" not in text
+    assert "*** failed" in text and "Bearer ***" in text
+    err = capsys.readouterr().err
+    assert "client-secret-5b7e9f" not in err and "at-abc.def" not in err and "*** failed" in err
+
+
+def test_not_a_terminal_info_stays_off_stderr_warnings_do_not(log, capsys):
+    setup_logging()
+    log.info("pushed 3 messages")
+    assert capsys.readouterr().err == ""
+    log.warning("message 7 parked as failed")
+    assert capsys.readouterr().err == "message 7 parked as failed\n"
+
+
+def test_on_a_terminal_info_is_shown_unless_quiet(log, capsys, monkeypatch):
+    monkeypatch.setattr(output, "is_terminal", lambda: True)
+    setup_logging()
+    log.info("pushed 3 messages")
+    assert capsys.readouterr().err == "pushed 3 messages\n"
+    setup_logging(quiet=True)
+    log.info("pushed 3 messages")
+    log.warning("a warning")
+    assert capsys.readouterr().err == ""
+
+
+def test_an_unwritable_log_file_is_a_config_error(tmp_path, log):
+    with pytest.raises(ConfigError, match=r"^cannot open the log file .*/missing/sync.log: No such file or directory$"):
+        setup_logging(log_file=str(tmp_path / "missing" / "sync.log"))
+
+
+# --- through the real CLI ------------------------------------------------------------------------
+@pytest.fixture
+def plain_cli(db_path, tmp_path):
+    from conftest import Cli
+
+    return Cli(env={"MYCASE_SYNC_DB": str(db_path)}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_cli_bad_log_file_is_one_line_and_exit_2(plain_cli, tmp_path, how):
+    target = str(tmp_path / "no-such-dir" / "sync.log")
+    if how == "option":
+        result = plain_cli.run("--log-file", target, "status")
+    else:
+        result = plain_cli.run("status", extra_env={"MYCASE_SYNC_LOG": target})
+    assert result.code == 2
+    assert result.stderr == f"mycase-sync: cannot open the log file {target}: No such file or directory\n"
+    assert result.stdout == ""
