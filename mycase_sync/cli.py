@@ -101,19 +101,23 @@ def auth(ctx: click.Context, no_browser, redirect_url, timeout):
         return
     from mycase_sync.mycase.auth import run_auth_flow
 
-    if redirect_url == "":
-        redirect_url = click.prompt("URL the browser landed on", err=True)
+    # An empty --redirect-url prints the authorization URL first, then prompts for the landing URL.
     run_auth_flow(ctx.obj.app, no_browser=no_browser, redirect_url=redirect_url, timeout=timeout)
 
 
 @auth.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--verify", is_flag=True, help="Also call MyCase to prove the connection works (refreshing the token if due).")
 @click.pass_context
-def auth_status(ctx: click.Context, as_json):
-    """Show whether MyCase is connected, as whom, and when the tokens expire (never the tokens)."""
+def auth_status(ctx: click.Context, as_json, verify):
+    """Show whether MyCase is connected, as whom, and when the tokens expire (never the tokens).
+
+    Reads the state store only, unless --verify. Exits 0 when connected, 3 when not. Warns when
+    the authorization (refresh token) expires within 3 days: nothing refreshed it for 11 days.
+    """
     from mycase_sync.mycase.auth import show_status
 
-    ctx.exit(show_status(ctx.obj.app, as_json=as_json))
+    ctx.exit(show_status(ctx.obj.app, as_json=as_json, verify=verify))
 
 
 @auth.command("logout")

@@ -100,6 +100,12 @@ def _initial(db: Database) -> None:
     db["runs"].create_index(["job", "started_at"])
 
 
+@migrations(name="0002_oauth_pending")
+def _oauth_pending(db: Database) -> None:
+    """Authorization requests whose URL was printed: a pasted redirect is accepted only with one of these states."""
+    db["oauth_pending"].create({"state": str, "created_at": str, "expires_at": str}, pk="state")
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 

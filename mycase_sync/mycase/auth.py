@@ -10,8 +10,8 @@ and discards nothing.
 The token endpoint is called through http.ServiceSession rather than requests-oauthlib's
 fetch_token/refresh_token: MyCase wants JSON bodies for both grants, and we need our own split
 between refusals (invalid_grant, 401/403: a person must act) and temporary failures (no answer,
-5xx: try again later) that oauthlib folds into one parse error. requests-oauthlib builds the
-authorize URL.
+5xx: try again later) that oauthlib folds into one parse error. The authorize URL is built here
+too: oauthlib refuses to build one for the sandbox's plain-http loopback host.
 """
 
 from __future__ import annotations
@@ -286,3 +286,309 @@ class TokenManager:
             self.refreshes += 1
             log.info("MyCase access token refreshed")
             return self._load()
+
+
+# --- `mycase-sync auth`: the authorization-code flow -------------------------------------------
+PENDING_LIFETIME = dt.timedelta(minutes=15)
+CLOSE_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>mycase-sync</title></head>
+<body style="font-family: sans-serif; margin: 3em"><h1>{title}</h1><p>{text}</p>
+<p>You can close this window and return to the terminal.</p></body></html>"""
+
+
+class AuthFlowError(SyncError):
+    """The browser round trip did not give us a usable code; any earlier token is untouched."""
+
+    exit_code = 3
+
+
+def authorize_url(settings, state: str) -> str:
+    from urllib.parse import urlencode
+
+    query = urlencode({"client_id": settings.mycase_client_id, "redirect_uri": settings.mycase_redirect_uri,
+                       "response_type": "code", "state": state})
+    return f"{settings.mycase_auth_url}{AUTHORIZE_PATH}?{query}"
+
+
+def begin_pending(store: Store, now: dt.datetime | None = None) -> str:
+    """A fresh random state, remembered for 15 minutes so another process can finish the flow."""
+    import secrets
+
+    now = now or utcnow()
+    state = secrets.token_urlsafe(24)
+    with store.transaction() as db:
+        db.execute("delete from oauth_pending where expires_at <= ?", [iso(now)])
+        db["oauth_pending"].insert({"state": state, "created_at": iso(now), "expires_at": iso(now + PENDING_LIFETIME)})
+    return state
+
+
+def take_pending(store: Store, state: str | None, now: dt.datetime | None = None) -> bool:
+    """Consume a pending state (once): True if it was issued by us and has not expired."""
+    if not state:
+        return False
+    now = now or utcnow()
+    with store.transaction() as db:
+        cursor = db.execute("delete from oauth_pending where state = ? and expires_at > ?", [state, iso(now)])
+        return cursor.rowcount == 1
+
+
+def parse_redirect(url: str) -> dict[str, str]:
+    """The query of the URL the browser landed on ('+' as %2B decodes to '+', as it must)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    url = url.strip()
+    query = urlsplit(url).query if "?" in url else url.lstrip("?")
+    return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+
+
+def code_from_redirect(params: dict[str, str], state_ok: Callable[[str | None], bool]) -> str:
+    """State first (a forged redirect gets no further), then a refusal, then the code."""
+    if not state_ok(params.get("state")):
+        raise AuthFlowError("the redirect's state does not match an authorization started here"
+                            " (forged, reused, or older than 15 minutes): run `mycase-sync auth` again")
+    if params.get("error"):
+        error = " ".join(params["error"].split())[:80]
+        if error == "access_denied":
+            raise AuthFlowError("access was denied in the browser (access_denied): nothing changed")
+        raise AuthFlowError(f"MyCase refused the authorization ({error}): nothing changed")
+    if not params.get("code"):
+        raise AuthFlowError("the redirect carries no authorization code: run `mycase-sync auth` again")
+    return params["code"]
+
+
+class _Listener:
+    """One-shot HTTP listener on the loopback host and port of MYCASE_REDIRECT_URI."""
+
+    def __init__(self, redirect_uri: str, judge: Callable[[dict[str, str]], str]):
+        import http.server
+        import socket
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(redirect_uri)
+        self.path = parts.path or "/"
+        self.judge = judge
+        self.done = threading.Event()
+        self.result: str | None = None
+        self.error: Exception | None = None
+        listener = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 10  # a browser's idle pre-connection must not hold a thread for ever
+
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                path, _, query = self.path.partition("?")
+                if path != listener.path or listener.done.is_set():
+                    self._page(404, "Not found", "This is mycase-sync's one-time authorization listener.")
+                    return
+                try:
+                    listener.result = listener.judge(parse_redirect(query))
+                    title, text = "MyCase authorization received", "mycase-sync is finishing the connection."
+                except AuthFlowError as exc:
+                    listener.error = exc
+                    title, text = "Authorization failed", str(exc)
+                self._page(200, title, text)
+                listener.done.set()
+
+            def _page(self, status: int, title: str, text: str) -> None:
+                import html
+
+                body = CLOSE_PAGE.format(title=html.escape(title), text=html.escape(text)).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:  # the query carries the code: never print it
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            address_family = socket.AF_INET6 if ":" in (parts.hostname or "") else socket.AF_INET
+
+        from mycase_sync.errors import ConfigError
+
+        try:
+            self.server = Server((parts.hostname, parts.port or 80), Handler)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {parts.hostname}:{parts.port or 80} for the redirect ({exc.strerror or exc});"
+                              " free the port, or finish with --redirect-url") from None
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def wait(self, timeout: float) -> str:
+        try:
+            if not self.done.wait(timeout):
+                raise AuthFlowError(f"no redirect arrived within {timeout:g} seconds: run `mycase-sync auth` again"
+                                    " (or finish with --redirect-url)")
+        finally:
+            self.server.shutdown()
+            self.server.server_close()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+def _can_open_browser() -> bool:
+    """Only where a graphical browser can exist: on a bare SSH session webbrowser would start lynx here."""
+    import os
+    import sys
+
+    return bool(os.environ.get("BROWSER") or sys.platform in ("darwin", "win32")
+                or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _open_browser(url: str) -> bool:
+    import webbrowser
+
+    try:
+        return webbrowser.open(url)
+    except webbrowser.Error:
+        return False
+
+
+def run_auth_flow(app, no_browser: bool = False, redirect_url: str | None = None, timeout: float = 300) -> None:
+    """Connect MyCase: authorize in a browser, exchange the code, store the tokens, say who is connected.
+
+    redirect_url: finish from that pasted URL; "" prints the authorization URL and prompts for it.
+    """
+    import click
+
+    from mycase_sync.config import is_loopback
+
+    settings = app.settings
+    settings.require("MYCASE_CLIENT_ID", "MYCASE_CLIENT_SECRET")
+    store = app.store
+    if redirect_url:
+        code = code_from_redirect(parse_redirect(redirect_url), lambda state: take_pending(store, state))
+    else:
+        from urllib.parse import urlsplit
+
+        listen = redirect_url is None and is_loopback(urlsplit(settings.mycase_redirect_uri).hostname)
+        if redirect_url is None and not listen:
+            click.echo(f"MYCASE_REDIRECT_URI {settings.mycase_redirect_uri} is not a loopback address:"
+                       " open the URL, then paste the address the browser lands on.", err=True)
+        state_box: dict[str, str] = {}
+
+        def judge(params: dict[str, str]) -> str:
+            return code_from_redirect(params, lambda got: got == state_box["state"] and take_pending(store, got))
+
+        listener = _Listener(settings.mycase_redirect_uri, judge) if listen else None
+        state_box["state"] = begin_pending(store)
+        url = authorize_url(settings, state_box["state"])
+        if listener is None:
+            click.echo(url)
+            code = code_from_redirect(parse_redirect(click.prompt("URL the browser landed on", err=True)),
+                                      lambda state: take_pending(store, state))
+        else:
+            if not no_browser and _can_open_browser() and _open_browser(url):
+                click.echo(f"Opened a browser at MyCase's sign-in page; waiting up to {timeout:g} s for it to come back"
+                           f" (if no browser appeared, open this URL):\n{url}", err=True)
+            else:
+                target = urlsplit(settings.mycase_redirect_uri)
+                port = target.port or 80
+                click.echo(url)
+                click.echo(f"Open the URL above in a browser; waiting up to {timeout:g} s for the redirect to"
+                           f" {settings.mycase_redirect_uri} (from another machine: ssh -L {port}:{target.hostname}:{port} ...).",
+                           err=True)
+            code = listener.wait(timeout)
+    register_secret(code)
+    session = token_session(settings)
+    try:
+        try:
+            answer = post_tokens(session, settings, {"grant_type": "authorization_code", "code": code,
+                                                     "redirect_uri": settings.mycase_redirect_uri})
+        except TokenRefused as exc:
+            raise AuthFlowError(f"MyCase refused the authorization code ({exc.reason}): run `mycase-sync auth` again;"
+                                " nothing changed") from None
+    finally:
+        session.close()
+    save_token_set(store, answer)
+    client = app.mycase
+    user, firm = client.me(), client.firm()
+    save_identity(store, user, firm)
+    who = _user_fields(user, firm)
+    name = who.get("user_name") or "?"
+    email = f" <{who['user_email']}>" if who.get("user_email") else ""
+    click.echo(f"Connected to MyCase as {name}{email}, firm {who.get('firm_name') or '?'}.")
+
+
+# --- `mycase-sync auth status` and `auth logout` -----------------------------------------------
+def connection_report(app, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The connection as `auth status --json` prints it: who, which firm, expiries; never a token."""
+    from pathlib import Path
+
+    from mycase_sync.status import REFRESH_WARNING, _connection
+
+    now = now or utcnow()
+    path = Path(app.settings.db_path)
+    report = _connection(app.store) if path.exists() else _connection_missing()
+    warnings: list[str] = []
+    refresh_expires = parse_iso(report.get("refresh_expires_at"))
+    if report["connected"] and refresh_expires is not None:
+        if refresh_expires <= now:
+            warnings.append(f"the MyCase authorization expired {refresh_expires:%Y-%m-%d %H:%M} UTC: run `mycase-sync auth`")
+        elif refresh_expires - now < REFRESH_WARNING:
+            warnings.append(f"the MyCase authorization expires {refresh_expires:%Y-%m-%d %H:%M} UTC and nothing has"
+                            " refreshed it for 11 days: is cron running? Any job run renews it.")
+    report["warnings"] = warnings
+    return report
+
+
+def _connection_missing() -> dict[str, Any]:
+    return {"connected": False, "needs_reauth": False, "reauth_reason": None, "user": None, "user_email": None,
+            "firm": None, "access_expires_at": None, "refresh_expires_at": None, "last_refresh_at": None}
+
+
+def show_status(app, as_json: bool = False, verify: bool = False) -> int:
+    """Print the connection; 0 when connected, 3 when not. `verify` also calls MyCase (/me)."""
+    import json
+
+    import click
+
+    from mycase_sync.status import _when
+
+    report = connection_report(app)
+    if verify:
+        if not report["connected"]:
+            raise AuthorizationError(REAUTH_MESSAGE if report["needs_reauth"] else NOT_CONNECTED_MESSAGE)
+        me = app.mycase.me()
+        report["verified"] = True
+        report["verified_as"] = me.get("email")
+        report.update({k: v for k, v in connection_report(app).items() if k.endswith("_at")})  # a refresh moves them
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+    elif report["connected"]:
+        email = f" <{report['user_email']}>" if report.get("user_email") and report["user_email"] != report["user"] else ""
+        click.echo(f"MyCase: connected as {report['user'] or '?'}{email} to {report['firm'] or '?'}")
+        click.echo(f"  access token expires:   {_when(report['access_expires_at'])} (renewed automatically)")
+        click.echo(f"  authorization expires:  {_when(report['refresh_expires_at'])} (each refresh renews it)")
+        click.echo(f"  last refresh:           {_when(report['last_refresh_at'])}")
+        if verify:
+            click.echo("  verified: MyCase answered with this connection")
+    elif report["needs_reauth"]:
+        click.echo(f"MyCase: authorization expired or revoked ({report['reauth_reason'] or 'no reason given'}):"
+                   " run `mycase-sync auth`")
+    else:
+        click.echo("MyCase: not connected: run `mycase-sync auth`")
+    if not as_json:
+        for line in report["warnings"]:
+            click.echo(f"Warning: {line}", err=True)
+    return 0 if report["connected"] else 3
+
+
+def logout(app) -> None:
+    """Delete the stored tokens (and any pending authorization)."""
+    from pathlib import Path
+
+    import click
+
+    if not Path(app.settings.db_path).exists():
+        click.echo("MyCase was not connected; nothing to delete.")
+        return
+    store = app.store
+    had = delete_tokens(store)
+    with store.transaction() as db:
+        db.execute("delete from oauth_pending")
+    click.echo("Deleted the stored MyCase tokens." if had else "MyCase was not connected; nothing to delete.")
