@@ -118,6 +118,24 @@ def parse_iso(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text) if text else None
 
 
+class _SerialDatabase(Database):
+    """sqlite-utils wraps every query() in a SAVEPOINT. On a connection that worker threads share,
+    one thread's read savepoint would open, join or end another thread's transaction ("no such
+    savepoint"), so reads and statements take the store's lock like transactions do."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: Any, **kwargs: Any):
+        self.lock = lock  # before sqlite-utils' own __init__, which runs statements
+        super().__init__(conn, **kwargs)
+
+    def query(self, sql: str, params: Any = None) -> Iterator[dict]:
+        with self.lock:
+            return iter(list(super().query(sql, params)))
+
+    def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor:
+        with self.lock:
+            return super().execute(sql, parameters)
+
+
 class Store:
     """The state store. Writes that belong together go through `transaction()`.
 
@@ -129,7 +147,7 @@ class Store:
         self.path = Path(path)
         self._lock = threading.RLock()
         conn = _connect(self.path)
-        self.db = Database(conn, execute_plugins=False)
+        self.db = _SerialDatabase(conn, self._lock, execute_plugins=False)
         try:
             self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self.db.execute("PRAGMA synchronous=NORMAL")
