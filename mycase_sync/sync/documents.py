@@ -1,0 +1,213 @@
+"""push-documents: every file shared in Case Status on an imported case, filed once in its matter.
+
+Two MyCase steps per file: create the document record (its description carries the marker),
+then PUT the bytes to the pre-signed URL it answers with. The record's id is committed between
+the steps, so a crash or an expired URL after step one is completed with a new version of that
+document, never with a second document. Bytes stream from Case Status to a private temporary
+file and from it to S3, so memory stays flat whatever the size; the size is checked against the
+Case Status record (and the sha256 kept in the ledger) before anything is uploaded.
+
+The temporary files live in a 0700 directory beside the state store rather than in /tmp, which
+is often a RAM disk: a 1 GB upload must not become 1 GB of memory. The job lock makes the
+directory ours alone; it is emptied at the start and removed at the end of every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+from mycase_sync.errors import ServiceError
+from mycase_sync.sync.filenames import printable, safe_filename
+from mycase_sync.sync.push import (
+    Context, Item, ItemError, Job, Markers, integration_text, marker, parse_moment, run_push,
+)
+
+SCRATCH_DIR = "push-documents.tmp"
+EXPIRED = (403, 404, 410)  # how a stale download link or pre-signed URL answers
+
+
+class _Hashing:
+    """A write-only file wrapper that counts and hashes what passes through it."""
+
+    def __init__(self, target):
+        self.target = target
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.target.write(data)
+
+
+class Scratch:
+    """The run's private directory for downloaded bytes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @contextlib.contextmanager
+    def file_for(self, item: Item) -> Iterator[Path]:
+        path = self.path / f"file-{item.item_id}.part"
+        try:
+            yield path
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+@contextlib.contextmanager
+def scratch_dir(db_path: Path) -> Iterator[Scratch]:
+    path = Path(db_path).parent / SCRATCH_DIR
+    shutil.rmtree(path, ignore_errors=True)  # left by a run that was killed (we hold the job lock)
+    path.mkdir(mode=0o700, parents=True)
+    try:
+        yield Scratch(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def display_name(record: dict) -> str:
+    return safe_filename(record.get("file_name"), record.get("extension"))
+
+
+def document_path(record: dict, folder: str | None) -> str:
+    """Where in the matter's documents it goes: the root folder ("Case Documents") unless configured."""
+    name = display_name(record)
+    return f"{folder}/{name}" if folder else name
+
+
+def description(record: dict, item_id: int) -> str:
+    """Where it came from, the original name when the safe name differs, and the marker last."""
+    case = printable(str(record.get("case_readable_id") or "")) or "?"
+    text = f"Shared in Case Status (case {case})"
+    original = printable(record.get("file_name") if isinstance(record.get("file_name"), str) else "")
+    if original and original != display_name(record):
+        text += f', uploaded as "{original}"'
+    return f"{text}. {marker(DocumentsJob.word, item_id)}"
+
+
+def expected_size(record: dict) -> int | None:
+    value = record.get("size")
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class DocumentsJob(Job):
+    name = "push-documents"
+    kind = "document"
+    word = "file"
+    ordered = False
+
+    def list_page(self, casestatus, page: int, size: int) -> list[dict]:
+        return casestatus.list_files(page, size)
+
+    def integration_id(self, record: dict) -> str | None:
+        return integration_text(record.get("case_integration_id"))
+
+    def moment(self, record: dict) -> dt.datetime | None:
+        return parse_moment(record.get("created_at")) or parse_moment(record.get("updated_at"))
+
+    def describe(self, item: Item) -> str:
+        case = item.record.get("case_readable_id") or item.integration_id or "?"
+        where = f" to MyCase matter {item.matter_id}" if item.matter_id else ""
+        return f'file {item.item_id} "{display_name(item.record)}" (case {case}){where}'
+
+    def markers(self, mycase) -> Markers:
+        return Markers(self.word, mycase.list_documents, lambda document: document.get("description"))
+
+    def resources(self, app):
+        return scratch_dir(app.settings.db_path)
+
+    # --- the steps ------------------------------------------------------------------------------
+    def download(self, ctx: Context, item: Item, path: Path) -> None:
+        """Case Status bytes into `path`, counted and hashed; a stale link is refreshed once by
+        listing the file again. The size must match the record's before anything is uploaded."""
+        record = item.record
+        try:
+            sink = self._fetch(ctx, record, path)
+        except (ServiceError, ItemError) as exc:
+            if isinstance(exc, ServiceError) and exc.status not in EXPIRED:
+                raise
+            record = ctx.relist(item)
+            if record is None:
+                raise ItemError("the file is no longer listed in Case Status") from None
+            sink = self._fetch(ctx, record, path)
+        expected = expected_size(record)
+        if expected is not None and sink.size != expected:
+            raise ItemError(f"downloaded {sink.size} bytes but Case Status lists {expected}")
+        item.sha256, item.size = sink.digest.hexdigest(), sink.size
+
+    @staticmethod
+    def _fetch(ctx: Context, record: dict, path: Path) -> _Hashing:
+        url = record.get("url")
+        if not isinstance(url, str) or not url:
+            raise ItemError("the Case Status file record has no download link")
+        with open(path, "wb") as target:
+            sink = _Hashing(target)
+            ctx.casestatus.download(url, sink)
+        return sink
+
+    def _new_upload(self, ctx: Context, item: Item) -> dict | None:
+        """A fresh version (and put_url) for the document we created; None if MyCase no longer has it."""
+        try:
+            return ctx.write(item, lambda: ctx.mycase.create_document_version(item.remote_id))
+        except ServiceError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def push(self, ctx: Context, item: Item) -> None:
+        with ctx.resources.file_for(item) as path:
+            self.download(ctx, item, path)
+            if item.remote_id is None and item.in_doubt:
+                found = ctx.markers.lookup(item.matter_id, item.item_id)
+                if found is not None:
+                    ctx.ledger.created(item, found)  # its bytes may never have arrived: a version completes it
+                else:
+                    item.in_doubt = False
+            ctx.ledger.claim(item)
+            upload = self._new_upload(ctx, item) if item.remote_id is not None else None
+            if upload is None:
+                record = item.record
+                upload = ctx.write(item, lambda: ctx.mycase.create_document(
+                    item.matter_id, document_path(record, ctx.app.settings.documents_folder),
+                    display_name(record), description(record, item.item_id)))
+                if upload.get("id") is None:
+                    raise ItemError("MyCase created the document but its answer has no id")
+                ctx.ledger.created(item, upload["id"])
+            try:
+                self._put(ctx, upload, path)
+            except ServiceError as exc:
+                if exc.status not in EXPIRED:
+                    raise
+                upload = self._new_upload(ctx, item)  # the pre-signed URL expired: one fresh version
+                if upload is None:
+                    raise
+                self._put(ctx, upload, path)
+            ctx.ledger.confirm(item, item.remote_id)
+
+    @staticmethod
+    def _put(ctx: Context, upload: dict, path: Path) -> None:
+        put_url = upload.get("put_url")
+        if not isinstance(put_url, str) or not put_url:
+            raise ItemError("MyCase gave no upload URL for the document")
+        headers = upload.get("put_headers") if isinstance(upload.get("put_headers"), dict) else {}
+        ctx.mycase.upload(put_url, headers, os.fspath(path))
+
+
+def push_documents(app, run_id: str, dry_run: bool = False, since=None, all_items: bool = False,
+                   retry_failed: bool = False) -> dict:
+    """The push-documents job (cli.py calls this inside run_job)."""
+    return run_push(app, DocumentsJob(), run_id, dry_run=dry_run, since=since, all_items=all_items,
+                    retry_failed=retry_failed)
