@@ -280,7 +280,7 @@ class TokenManager:
                     log.info("MyCase refused a refresh token that was replaced meanwhile; using the stored one")
                     return current
                 _mark_needs_reauth(self.store, exc.reason)
-                log.error("MyCase refused the refresh token (%s)", exc.reason)
+                log.info("MyCase refused the refresh token (%s)", exc.reason)
                 raise AuthorizationError(REAUTH_MESSAGE) from None
             _save_refreshed(self.store, answer, now)
             self.refreshes += 1
