@@ -23,6 +23,7 @@ import requests
 from mycase_sync.errors import REAUTH_MESSAGE
 from mycase_sync.mycase.auth import NOT_CONNECTED_MESSAGE, save_token_set
 from mycase_sync.store import open_store
+from test_auth_unit import stored  # the token row as the next process reads it
 
 
 def free_port() -> int:
@@ -36,16 +37,6 @@ def sandbox_config():
     from mycase_sync.sandbox.server import SandboxConfig
 
     return SandboxConfig(matters=12, seed=3, redirect_uri=f"http://127.0.0.1:{free_port()}/callback")
-
-
-def stored(db_path) -> dict:
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        row = conn.execute("select * from tokens").fetchone()
-        return dict(row) if row else {}
-    finally:
-        conn.close()
 
 
 def connect_directly(sandbox, db_path, lifetime: int | None = None) -> dict:
