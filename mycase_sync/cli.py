@@ -158,35 +158,58 @@ def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, c
 
 
 def _push_options(func):
-    func = click.option("--retry-failed", is_flag=True, help="Put items parked as failed back in the queue.")(func)
-    func = click.option("--all", "all_items", is_flag=True, help="On the first run, take the whole history instead of the last 30 days.")(func)
-    func = click.option("--since", metavar="DATE", help="On the first run, take items from DATE on (default: the last 30 days).")(func)
-    func = click.option("--dry-run", is_flag=True, help="List what would be pushed; change nothing.")(func)
+    func = click.option("--retry-failed", is_flag=True, help="Put items parked as failed (after 10 failed runs) back in the queue.")(func)
+    func = click.option("--all", "all_items", is_flag=True, help="Take the whole history (the first run otherwise takes the last 30 days); nothing already pushed is sent again.")(func)
+    func = click.option("--since", metavar="DATE", help="Take items from DATE on, older ones too (the first run otherwise takes the last 30 days); nothing already pushed is sent again.")(func)
+    func = click.option("--dry-run", is_flag=True, help="List what would be pushed (and what waits for its case); change nothing.")(func)
     return func
+
+
+def _push(ctx: click.Context, job: str, work, dry_run, since, all_items, retry_failed) -> None:
+    """Run a push job; a dry run is not recorded as a run (it must not look like a completed push)."""
+    since_dt = parse_date(since, "--since")
+    if all_items and since_dt:
+        raise click.UsageError("--all cannot be combined with --since")
+    app = ctx.obj.app
+
+    def run(run_id: str) -> dict:
+        return work(app, run_id, dry_run=dry_run, since=since_dt, all_items=all_items, retry_failed=retry_failed)
+
+    if dry_run:
+        run("dry-run")
+        ctx.exit(0)
+    _job(ctx, job, run)
 
 
 @main_group.command("push-documents")
 @_push_options
 @click.pass_context
 def push_documents(ctx: click.Context, dry_run, since, all_items, retry_failed):
-    """Copy every document shared in Case Status into its MyCase matter, exactly once (every 20 min)."""
+    """Copy every document shared in Case Status into its MyCase matter, exactly once (every 20 min).
+
+    Files go to the matter's root folder ("Case Documents", or MYCASE_DOCUMENTS_FOLDER) under a
+    safe name; a file on a case not imported yet waits and goes once its case is imported. Exit 1
+    when some files failed (one line each on stderr; retried next run, parked after 10 runs).
+    """
     from mycase_sync.sync.documents import push_documents as work
 
-    since_dt = parse_date(since, "--since")
-    app = ctx.obj.app
-    _job(ctx, "push-documents", lambda run_id: work(app, run_id, dry_run=dry_run, since=since_dt, all_items=all_items, retry_failed=retry_failed))
+    _push(ctx, "push-documents", work, dry_run, since, all_items, retry_failed)
 
 
 @main_group.command("push-messages")
 @_push_options
 @click.pass_context
 def push_messages(ctx: click.Context, dry_run, since, all_items, retry_failed):
-    """Post every Case Status client message to its MyCase matter as a note, exactly once (every 5 min)."""
+    """Post every Case Status client message to its MyCase matter as a note, exactly once (every 5 min).
+
+    Each note says who wrote to whom, carries the text and the time it was sent; notes of one
+    matter are posted in the order the messages were sent. A message on a case not imported yet
+    waits and goes once its case is imported. Exit 1 when some messages failed (one line each on
+    stderr; retried next run, parked after 10 runs).
+    """
     from mycase_sync.sync.messages import push_messages as work
 
-    since_dt = parse_date(since, "--since")
-    app = ctx.obj.app
-    _job(ctx, "push-messages", lambda run_id: work(app, run_id, dry_run=dry_run, since=since_dt, all_items=all_items, retry_failed=retry_failed))
+    _push(ctx, "push-messages", work, dry_run, since, all_items, retry_failed)
 
 
 # --- operating ------------------------------------------------------------------------------

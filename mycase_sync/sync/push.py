@@ -24,7 +24,7 @@ import re
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import click
@@ -289,10 +289,8 @@ class Item:
     sha256: str | None = None
     size: int | None = None
     matter_id: str | None = None  # the MyCase case id it goes to (mapped by the import)
-    fresh: bool = False  # listed during this run: its links are fresh
     in_doubt: bool = False  # a write of ours may have landed: look for the marker first
     counted: bool = False  # this run already counted an attempt
-    extra: dict = field(default_factory=dict)
 
 
 IMPORTED = "select mycase_id from matters where casestatus_id is not null"
@@ -445,11 +443,17 @@ class Markers:
             if matter_id not in self._index:
                 self.lists += 1
                 index: dict[int, str] = {}
-                for record in sorted(self.list_records(matter_id), key=lambda r: str(r.get("id"))):
+                for record in sorted(self.list_records(matter_id), key=_oldest_first):
                     for found in markers_in(self.text_of(record), self.word):
                         index.setdefault(found, str(record.get("id")))
                 self._index[matter_id] = index
             return self._index[matter_id].get(item_id)
+
+
+def _oldest_first(record: dict) -> tuple:
+    """Should a marker appear twice (it never should), the older record is the one we keep."""
+    text = str(record.get("id"))
+    return (len(text), text)
 
 
 # --- one job's description ---------------------------------------------------------------------
@@ -527,7 +531,6 @@ class Context:
         record, page = found
         record = {**record, PAGE_KEY: page}
         self.ledger.remember_record(item, record)
-        item.fresh = True
         return record
 
 
@@ -572,11 +575,11 @@ def run_push(app, job: Job, run_id: str, *, dry_run: bool = False, since: dt.dat
     window = None if all_items else (since or (utcnow() - FIRST_RUN_WINDOW if cursor is None else None))
     poller = Poller(lambda page: job.list_page(app.casestatus, page, PAGE_SIZE), cursor,
                     full=all_items or since is not None, window_start=window, moment=job.moment)
-    fresh: dict[int, dict] = {}
+    listed: dict[int, dict] = {}  # (dry run) what the poll would record
     for batch in poller.batches():
-        for record in batch.records:
-            fresh[record_id(record)] = {**record, PAGE_KEY: batch.page}
-        if not dry_run and (batch.records or (batch.cursor and batch.cursor != cursor)):
+        if dry_run:
+            listed.update({record_id(r): r for r in batch.records})
+        elif batch.records or (batch.cursor and batch.cursor != cursor):
             counts["new"] += ledger.add(batch, lambda r: integration_text(job.integration_id(r)), job.name)
             cursor = batch.cursor or cursor
     counts["list_requests"] = poller.requests
@@ -585,12 +588,9 @@ def run_push(app, job: Job, run_id: str, *, dry_run: bool = False, since: dt.dat
     if poller.malformed:
         log.warning("%s: %d Case Status records without a usable id were ignored", job.name, poller.malformed)
     if dry_run:
-        return _dry_run(job, ledger, fresh, retry_failed, counts)
+        return _dry_run(job, ledger, listed, retry_failed, counts)
     ledger.match_cases()
     items = [i for i in ledger.rows((PENDING, CLAIMED)) if i.matter_id]
-    for item in items:
-        if item.item_id in fresh:
-            item.fresh = True
     counts["waiting"] = ledger.count(WAITING)
     if not items:
         return _finish(job, counts)
@@ -672,13 +672,13 @@ def _finish(job: Job, counts: Counter) -> dict:
     return {key: value for key, value in counts.items() if value}
 
 
-def _dry_run(job: Job, ledger: Ledger, fresh: dict[int, dict], retry_failed: bool, counts: Counter) -> dict:
+def _dry_run(job: Job, ledger: Ledger, listed: dict[int, dict], retry_failed: bool, counts: Counter) -> dict:
     """Print what a real run would push (and what waits for its case); change nothing."""
     states = (PENDING, CLAIMED, WAITING) + ((FAILED,) if retry_failed else ())
     items = ledger.rows(states)
-    in_ledger = ledger.known_ids(list(fresh))
+    in_ledger = ledger.known_ids(list(listed))
     new_items = [Item(job.kind, i, integration_text(job.integration_id(record)), PENDING, 0, record)
-                 for i, record in fresh.items() if i not in in_ledger]
+                 for i, record in listed.items() if i not in in_ledger]
     mapping = ledger.imported({item.integration_id for item in new_items if item.integration_id})
     for item in new_items:
         item.matter_id = mapping.get(item.integration_id or "")

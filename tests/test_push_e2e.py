@@ -1,0 +1,365 @@
+"""push-messages and push-documents end to end: the real CLI against the sandbox over HTTP.
+
+Each test checks the promise of the issue: every item on an imported case arrives in MyCase
+exactly once, whatever faults, crashes and reruns happen on the way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import signal
+
+import pytest
+
+from mycase_sync.sandbox.server import SandboxConfig
+from mycase_sync.store import open_store
+from mycase_sync.sync.filenames import safe_filename
+
+MESSAGES_LIST = r"/v1/api/messages"
+FILES_LIST = r"/v1/api/files"
+NOTES = r"/v1/cases/\d+/notes"
+DOCUMENTS = r"/v1/cases/\d+/documents"
+
+
+@pytest.fixture
+def sandbox_config():
+    return SandboxConfig(matters=60, seed=7)
+
+
+def import_cases(sandbox, db_path, case_ids, mapped=True):
+    """Create the Case Status cases (revealing their activity) and, if `mapped`, record them as
+    import-matters does. Returns {mycase id: casestatus id}."""
+    email = next(iter(sandbox.casestatus.users.values()))["email"]
+    done = {}
+    for case_id in case_ids:
+        existing = sandbox.casestatus.case_by_integration_id(str(case_id))
+        case = existing or sandbox.casestatus.create_case(
+            integration_id=str(case_id), readable_id=f"R-{case_id}", primary_attorney_email=email)
+        done[str(case_id)] = case["id"]
+    if mapped:
+        store = open_store(db_path)
+        try:
+            with store.transaction() as db:
+                for mycase_id, casestatus_id in done.items():
+                    db["matters"].insert({"mycase_id": mycase_id, "casestatus_id": casestatus_id, "state": "synced"},
+                                         replace=True)
+        finally:
+            store.close()
+    return done
+
+
+def active_cases(sandbox):
+    """MyCase case ids that the seeded firm has messages or files for."""
+    ids = {m["integration_id"] for m in sandbox.firm.messages} | {f["integration_id"] for f in sandbox.firm.files}
+    return sorted(int(i) for i in ids)
+
+
+def by_marker(records, word, text_key):
+    """Case Status id -> the MyCase records carrying its marker."""
+    found: dict[int, list[dict]] = {}
+    for record in records:
+        for item_id in re.findall(rf"\[casestatus:{word}:(\d+)\]", record[text_key] or ""):
+            found.setdefault(int(item_id), []).append(record)
+    return found
+
+
+def notes_by_marker(sandbox):
+    return by_marker(sandbox.mycase.notes.values(), "message", "note")
+
+
+def documents_by_marker(sandbox):
+    return by_marker(sandbox.mycase.documents.values(), "file", "description")
+
+
+def assert_exactly_once(items, pushed, total, case_of, mapped, check):
+    """Every item on a mapped case has exactly one MyCase record, on its case; the rest none."""
+    for item in items:
+        case = case_of(item)
+        if case["integration_id"] not in mapped:
+            assert item["id"] not in pushed
+            continue
+        (record,) = pushed[item["id"]]
+        assert str(record["case_id"]) == case["integration_id"]
+        check(item, record)
+    assert sum(len(v) for v in pushed.values()) == total
+
+
+def assert_notes_exactly_once(sandbox, mapped: set[str]):
+    def check(message, note):
+        assert note["note"].startswith(message["content"])
+        direction = "from" if message["type"] == "incoming" else "to client, from"
+        assert note["subject"].startswith(f"Case Status message {direction} {message['sender_name']}")
+        assert note["date"] == message["sent_at"]
+
+    cs = sandbox.casestatus
+    assert_exactly_once(cs.messages.values(), notes_by_marker(sandbox), len(sandbox.mycase.notes),
+                        lambda m: cs.cases[m["case_id"]], mapped, check)
+
+
+def assert_documents_exactly_once(sandbox, mapped: set[str]):
+    cs = sandbox.casestatus
+
+    def check(record, doc):
+        assert doc["folder_path"] == "Case Documents"
+        assert doc["name"] == doc["filename"] == safe_filename(record["file_name"], record["extension"])
+        assert doc["bytes_sha256"] == cs.file_sha256(record["id"])
+        assert doc["size"] == record["size"]
+
+    assert_exactly_once(cs.files.values(), documents_by_marker(sandbox), len(sandbox.mycase.documents),
+                        lambda f: cs.cases[f["case_id"]], mapped, check)
+
+
+def ledger_states(db_path, kind):
+    store = open_store(db_path)
+    try:
+        return {r["item_id"]: r["state"] for r in store.db.query("select * from ledger where kind = ?", [kind])}
+    finally:
+        store.close()
+
+
+def clean(sandbox):
+    assert sandbox.mycase.violations == [] and sandbox.casestatus.violations == []
+    assert sandbox.mycase.crashes == [] and sandbox.casestatus.crashes == []
+
+
+# --- the whole flow ----------------------------------------------------------------------------
+def test_messages_arrive_once_waiting_ones_after_their_case_and_an_idle_run_costs_one_list(connected, sandbox, db_path):
+    cases = active_cases(sandbox)
+    first, later = cases[::2], cases[1::2]
+    import_cases(sandbox, db_path, first)
+    import_cases(sandbox, db_path, later, mapped=False)  # in Case Status, not imported by this tool
+    result = connected.run("push-messages")
+    assert result.code == 0 and result.output == ""  # cron: silent on success
+    assert_notes_exactly_once(sandbox, {str(c) for c in first})
+    waiting = [s for s in ledger_states(db_path, "message").values() if s == "waiting"]
+    assert waiting, "some messages must be on cases not imported yet"
+
+    status = json.loads(connected.run("status", "--json").stdout)
+    assert status["jobs"]["push-messages"]["items"]["waiting_for_case"] == len(waiting)
+
+    sandbox.mycase.reset_journal()
+    sandbox.casestatus.reset_journal()
+    assert connected.run("push-messages").code == 0
+    assert sandbox.casestatus.count("GET", MESSAGES_LIST) == 1
+    assert sandbox.mycase.journal == []  # no MyCase request, not even a token refresh
+
+    import_cases(sandbox, db_path, later)
+    assert connected.run("push-messages").code == 0
+    assert_notes_exactly_once(sandbox, {str(c) for c in cases})
+    assert set(ledger_states(db_path, "message").values()) == {"sent"}
+    clean(sandbox)
+
+
+def test_documents_arrive_once_byte_identical_with_safe_names_and_a_rerun_sends_nothing(connected, sandbox, db_path):
+    cases = active_cases(sandbox)
+    first, later = cases[::2], cases[1::2]
+    import_cases(sandbox, db_path, cases[::2])
+    import_cases(sandbox, db_path, later, mapped=False)
+    result = connected.run("push-documents")
+    assert result.code == 0 and result.output == ""
+    assert_documents_exactly_once(sandbox, {str(c) for c in first})
+    import_cases(sandbox, db_path, later)
+    assert connected.run("push-documents").code == 0
+    assert_documents_exactly_once(sandbox, {str(c) for c in cases})
+    names = {d["name"] for d in sandbox.mycase.documents.values()}
+    assert {"passwd.txt", "document.pdf", "Déclaration_Müller_日本.pdf"} <= names
+    assert not (db_path.parent / "push-documents.tmp").exists()
+
+    sandbox.mycase.reset_journal()
+    sandbox.casestatus.reset_journal()
+    assert connected.run("push-documents").code == 0
+    assert sandbox.casestatus.count("GET", FILES_LIST) <= 2 and sandbox.mycase.journal == []
+    clean(sandbox)
+
+
+# --- request budgets ---------------------------------------------------------------------------
+@pytest.mark.parametrize("job, kind", [("push-messages", "message"), ("push-documents", "file")])
+def test_with_a_thousand_pushed_and_three_new_a_run_reads_at_most_three_pages(connected, sandbox, db_path, job, kind):
+    sandbox.mycase.rate_limit = None
+    cases = active_cases(sandbox)[:20]
+    import_cases(sandbox, db_path, cases)
+    cs = sandbox.casestatus
+    existing = len(cs.messages if kind == "message" else cs.files)
+
+    def add(n):
+        for i in range(n):
+            case = str(cases[i % len(cases)])
+            if kind == "message":
+                cs.add_message(case, "incoming", f"message {i}", "Jane Doe")
+            else:
+                cs.add_file(case, f"scan_{i}.pdf", data=b"%PDF " + str(i).encode())
+
+    add(1000 - existing)
+    fast = {"MYCASE_RATE_LIMIT": "1000", "MYCASE_SYNC_WORKERS": "8"}
+    assert connected.run(job, extra_env=fast).code == 0
+    pushed = len(sandbox.mycase.notes if kind == "message" else sandbox.mycase.documents)
+    assert pushed == 1000
+    add(3)
+    cs.reset_journal()
+    sandbox.mycase.reset_journal()
+    assert connected.run(job, extra_env=fast).code == 0
+    lists = cs.count("GET", MESSAGES_LIST if kind == "message" else FILES_LIST)
+    assert lists <= 3
+    assert len(sandbox.mycase.notes if kind == "message" else sandbox.mycase.documents) == 1003
+    assert sandbox.mycase.count("GET") == 0  # no marker search: nothing was in doubt
+    clean(sandbox)
+
+
+def test_a_newest_first_list_is_read_from_page_one_and_stops_at_what_was_seen(connected, sandbox, db_path):
+    sandbox.casestatus.newest_first = True
+    sandbox.mycase.rate_limit = None
+    fast = {"MYCASE_RATE_LIMIT": "1000"}
+    cases = active_cases(sandbox)
+    import_cases(sandbox, db_path, cases)
+    for i in range(150):
+        sandbox.casestatus.add_message(str(cases[i % len(cases)]), "incoming", f"m{i}", "Jane Doe")
+    assert connected.run("push-messages", extra_env=fast).code == 0
+    assert_notes_exactly_once(sandbox, {str(c) for c in cases})
+    sandbox.casestatus.add_message(str(cases[0]), "outgoing", "new one", "Lana Joseph")
+    sandbox.casestatus.reset_journal()
+    assert connected.run("push-messages", extra_env=fast).code == 0
+    assert sandbox.casestatus.count("GET", MESSAGES_LIST) == 1
+    assert_notes_exactly_once(sandbox, {str(c) for c in cases})
+
+
+# --- faults and crashes ------------------------------------------------------------------------
+@pytest.mark.parametrize("fault", ["500", "timeout", "drop"])
+@pytest.mark.parametrize("job, path", [("push-messages", NOTES), ("push-documents", DOCUMENTS)])
+def test_a_fault_on_a_write_ends_after_a_rerun_with_exactly_one_record_per_item(connected, sandbox, db_path, fault, job, path):
+    cases = active_cases(sandbox)
+    import_cases(sandbox, db_path, cases)
+    sandbox.mycase.timeout_hold = 3
+    sandbox.mycase.faults.add("POST", path, fault, nth=2)
+    env = {"MYCASE_SYNC_TIMEOUT": "1"}
+    first = connected.run(job, extra_env=env)
+    assert first.code == 1, first.output
+    assert len(first.output.strip().splitlines()) == 1 and "retried next run (1 of 10)" in first.output
+    assert sandbox.mycase.faults.fired
+    second = connected.run(job, extra_env=env)
+    assert second.code == 0 and second.output == ""
+    mapped = {str(c) for c in cases}
+    (assert_notes_exactly_once if job == "push-messages" else assert_documents_exactly_once)(sandbox, mapped)
+    clean(sandbox)
+
+
+@pytest.mark.parametrize("job, write", [
+    ("push-messages", ("POST", NOTES)),
+    ("push-documents", ("POST", DOCUMENTS)),  # created, answer never read: found by its marker
+    ("push-documents", ("PUT", r"/s3/.*")),   # created and recorded; crash during the bytes
+])
+def test_a_crash_after_a_write_lands_loses_nothing_and_duplicates_nothing(connected, sandbox, db_path, job, write):
+    cases = active_cases(sandbox)
+    import_cases(sandbox, db_path, cases)
+    proc_box = []
+
+    def kill(entry):
+        if entry["method"] == write[0] and re.fullmatch(write[1], entry["path"]) and proc_box:
+            os.kill(proc_box.pop().pid, signal.SIGKILL)
+
+    sandbox.mycase.after_write_hooks.append(kill)
+    proc = connected.popen(job, extra_env={"MYCASE_SYNC_WORKERS": "1"})
+    proc_box.append(proc)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    sandbox.mycase.after_write_hooks.clear()
+    result = connected.run(job)
+    assert result.code == 0, result.output
+    mapped = {str(c) for c in cases}
+    if job == "push-messages":
+        assert_notes_exactly_once(sandbox, mapped)
+    else:
+        assert_documents_exactly_once(sandbox, mapped)
+        assert any(len(d["versions"]) == 2 for d in sandbox.mycase.documents.values())  # completed by a version
+    assert not (db_path.parent / "push-documents.tmp").exists()
+    clean(sandbox)
+
+
+# --- options -----------------------------------------------------------------------------------
+def test_dry_run_lists_what_would_be_pushed_and_changes_nothing(connected, sandbox, db_path):
+    cases = active_cases(sandbox)
+    import_cases(sandbox, db_path, cases[:3])
+    import_cases(sandbox, db_path, cases[3:], mapped=False)
+    for job, noun in (("push-messages", "message"), ("push-documents", "file")):
+        result = connected.run(job, "--dry-run")
+        assert result.code == 0
+        assert re.search(rf"^would push {noun} \d+ ", result.stdout, re.M)
+        assert re.search(rf"^waiting: {noun} \d+ .* is not imported yet$", result.stdout, re.M)
+        assert "nothing changed" in result.stdout
+        assert ledger_states(db_path, noun.replace("file", "document")) == {}
+    assert sandbox.mycase.count(writes_only=True) == 0 and sandbox.mycase.notes == {}
+    store = open_store(db_path)
+    try:
+        assert store.get_cursor("push-messages") is None and store.get_cursor("push-documents") is None
+        assert store.last_run("push-messages") is None  # a dry run is no completed push for `status`
+    finally:
+        store.close()
+
+
+def test_first_run_takes_30_days_and_since_and_all_reach_further_back(connected, sandbox, db_path):
+    case = str(active_cases(sandbox)[0])
+    import_cases(sandbox, db_path, [case])
+    cs = sandbox.casestatus
+    sandbox.clock.offset -= 90 * 86400
+    very_old = cs.add_message(case, "incoming", "ninety days ago", "Jane Doe")
+    sandbox.clock.offset += 45 * 86400
+    old = cs.add_message(case, "incoming", "forty-five days ago", "Jane Doe")
+    sandbox.clock.offset += 45 * 86400
+    recent_ids = {m["id"] for m in cs.messages.values()} - {very_old["id"], old["id"]}
+
+    assert connected.run("push-messages").code == 0
+    assert set(notes_by_marker(sandbox)) == recent_ids
+    sixty_days_ago = (sandbox.clock.now() - dt.timedelta(days=60)).date().isoformat()
+    assert connected.run("push-messages", "--since", sixty_days_ago).code == 0
+    assert set(notes_by_marker(sandbox)) == recent_ids | {old["id"]}
+    assert connected.run("push-messages", "--all").code == 0
+    assert set(notes_by_marker(sandbox)) == recent_ids | {old["id"], very_old["id"]}
+    assert all(len(v) == 1 for v in notes_by_marker(sandbox).values())
+    for args in (("--since", "yesterday"), ("--all", "--since", "2020-01-01")):
+        bad = connected.run("push-messages", *args)
+        assert bad.code == 2 and "Traceback" not in bad.output and "Error: " in bad.stderr
+
+
+def test_an_item_failing_ten_runs_is_parked_shown_by_status_and_retried_on_request(connected, sandbox, db_path):
+    case = active_cases(sandbox)[0]
+    import_cases(sandbox, db_path, [case])
+    sandbox.casestatus.add_message(str(case), "incoming", "will fail", "Jane Doe")
+    sandbox.mycase.rate_limit = None
+    before = {m["id"] for m in sandbox.casestatus.messages.values()}
+    target = max(before)
+    # every note for this case fails (the other messages of the case wait behind it: sent order)
+    sandbox.mycase.faults.add("POST", rf"/v1/cases/{case}/notes", "500", nth=1, times=100)
+    for run in range(10):
+        result = connected.run("push-messages")
+        assert result.code == 1
+    assert "parked after 10 failed runs" in result.output and "--retry-failed" in result.output
+    status = json.loads(connected.run("status", "--json").stdout)
+    assert status["jobs"]["push-messages"]["items"]["failed"] >= 1
+    assert connected.run("status", "--check").code == 1
+    sandbox.mycase.faults.clear()
+    assert connected.run("push-messages").code == 0  # parked items stay parked...
+    parked = [i for i, s in ledger_states(db_path, "message").items() if s == "failed"]
+    assert parked
+    assert connected.run("push-messages", "--retry-failed").code == 0  # ...until asked
+    assert set(ledger_states(db_path, "message").values()) == {"sent"}
+    assert_notes_exactly_once(sandbox, {str(case)})
+    assert target in notes_by_marker(sandbox)
+
+
+@pytest.mark.soak
+def test_a_one_gigabyte_file_streams_through_with_flat_memory(connected, sandbox, db_path):
+    import resource
+
+    case = active_cases(sandbox)[0]
+    import_cases(sandbox, db_path, [case])
+    sandbox.mycase.rate_limit = None
+    big = sandbox.casestatus.add_file(str(case), "deposition video.mp4", size=1 << 30)
+    result = connected.run("push-documents", timeout=300)
+    assert result.code == 0, result.output
+    (doc,) = documents_by_marker(sandbox)[big["id"]]
+    assert doc["size"] == 1 << 30 and doc["bytes_sha256"] == sandbox.casestatus.file_sha256(big["id"])
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest CLI run so far
+    assert peak_kb < 200 * 1024, f"the CLI peaked at {peak_kb // 1024} MB for a 1 GB file"
+    assert not (db_path.parent / "push-documents.tmp").exists()
