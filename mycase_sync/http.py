@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import math
 import random
+import re
 import socket
 import threading
 import time
@@ -165,7 +166,7 @@ class ServiceSession(requests.Session):
                 repeatable = True
             except BROKEN as exc:
                 failure = exc
-                repeatable = can_repeat or _never_sent(exc)
+                repeatable = (can_repeat or _never_sent(exc)) and not _untrusted(exc)  # a bad certificate stays bad
             except requests.exceptions.RequestException as exc:  # bad URL, redirect loop...: repeating won't help
                 raise ServiceError(self.service, method, path, None, f"request failed: {type(exc).__name__}") from None
             else:
@@ -197,10 +198,15 @@ class ServiceSession(requests.Session):
 
 def _never_sent(exc: Exception) -> bool:
     """True when the connection failed before our request could have reached the server."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or _untrusted(exc):
         return True
     text = repr(exc)
     return "NewConnectionError" in text or "Connection refused" in text or "Name or service not known" in text
+
+
+def _untrusted(exc: Exception) -> bool:
+    """The TLS handshake refused the server's certificate (untrusted, expired, wrong host name)."""
+    return isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in repr(exc)
 
 
 def _describe(exc: Exception) -> str:
@@ -208,6 +214,9 @@ def _describe(exc: Exception) -> str:
         return "timed out"
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         return "answer could not be decoded"
+    if _untrusted(exc):
+        why = re.search(r"certificate verify failed: ([^(')\"]+)", repr(exc))
+        return f"TLS certificate not trusted: {why.group(1).strip() if why else 'certificate verify failed'}"
     return "connection refused" if _never_sent(exc) else "connection dropped"
 
 
