@@ -225,6 +225,19 @@ def test_a_post_that_never_reached_the_server_is_retried_then_temporary(session,
     assert mock.call_count == session.max_retries + 1
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_an_untrusted_certificate_is_temporary_at_once_and_says_why(session, mock, method):
+    """Refused at the TLS handshake: the request never left, and repeating it changes nothing."""
+    mock.register_uri(method, URL, exc=requests.exceptions.SSLError(
+        "Max retries exceeded (Caused by SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] "
+        "certificate verify failed: self-signed certificate (_ssl.c:1006)')))"))
+    with pytest.raises(TemporaryError) as caught:
+        session.request(method, URL)
+    assert not isinstance(caught.value, OutcomeUnknown)
+    assert str(caught.value) == f"Case Status unreachable ({method} /v1/cases): TLS certificate not trusted: self-signed certificate"
+    assert mock.call_count == 1
+
+
 def test_a_connection_broken_while_reading_the_answer(session, mock):
     broken = requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead(10 bytes read)")
     mock.get(URL, [{"exc": broken}, {"status_code": 200}])
