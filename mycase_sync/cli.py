@@ -277,4 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         click.echo(f"mycase-sync: {redact(exc)}", err=True)
         code = EXIT_CONFIG
+    except Exception as exc:  # a bug of ours: one redacted line, never a traceback with URLs in it
+        click.echo(f"mycase-sync: internal error ({type(exc).__name__}): {redact(exc)}; run again with -v and report it", err=True)
+        code = 1
     sys.exit(code or 0)
