@@ -214,26 +214,39 @@ def push_messages(ctx: click.Context, dry_run, since, all_items, retry_failed):
 
 # --- operating ------------------------------------------------------------------------------
 @main_group.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (keys in the README).")
-@click.option("--check", is_flag=True, help="Exit 1 with one line per problem when the sync is unhealthy (for monitoring).")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object (keys in the README).")
+@click.option("--check", is_flag=True,
+              help="Print only the problems, one line each, and exit 1 if there are any; print nothing and exit 0 when healthy.")
 @click.pass_context
 def status(ctx: click.Context, as_json, check):
-    """Show the connection, each job's last run, and what is pending or parked as failed."""
+    """Show whether the sync is healthy: the MyCase connection, each job's last run, what is pending or failed.
+
+    Reads the state store only (no network), so monitoring can call it as often as it likes.
+    The sync is unhealthy when: MyCase authorization is missing, revoked or expires within
+    3 days; no import completed in 26 hours; no document or message push completed in 1 hour;
+    records are parked as failed. Use the same --env-file as cron, or you read another state store.
+    """
     from mycase_sync.status import show_status
 
     ctx.exit(show_status(ctx.obj.app, as_json=as_json, check=check))
 
 
 @main_group.command("demo")
+@click.option("--matters", type=click.IntRange(10, 5000), default=300, show_default=True, metavar="N",
+              help="How many matters the sample firm has.")
 @click.pass_context
-def demo(ctx: click.Context):
-    """Run every command against a built-in sandbox firm, with a throw-away state store.
+def demo(ctx: click.Context, matters):
+    """Try everything against a built-in sandbox firm (start here after installing).
 
-    Never touches the real services or your real state store.
+    Starts emulated MyCase and Case Status on 127.0.0.1 with a sample firm, connects
+    (consent is given automatically), runs import-matters, push-documents, push-messages
+    and status with a throw-away state store, and prints what happened. It never touches
+    the real services, your settings (--env-file, .env, the environment), your log file
+    or your real state store.
     """
     from mycase_sync.demo import run_demo
 
-    ctx.exit(run_demo(verbose=ctx.obj.verbose))
+    ctx.exit(run_demo(matters=matters, verbose=ctx.obj.verbose, quiet=ctx.obj.quiet))
 
 
 class _LazySandbox(click.Group):

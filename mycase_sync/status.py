@@ -80,6 +80,8 @@ def _last_completed(store: Store, job: str) -> str | None:
 def _ledger(store: Store, kind: str) -> dict[str, Any]:
     counts = dict(store.db.execute(
         "select state, count(*) from ledger where kind = ? group by state", [kind]).fetchall())
+    retrying = store.db.execute(
+        "select count(*) from ledger where kind = ? and state in ('pending', 'claimed') and attempts > 0", [kind]).fetchone()[0]
     failed = [
         {"item_id": item_id, "integration_id": iid, "attempts": attempts, "last_error": _text(err)}
         for item_id, iid, attempts, err in store.db.execute(
@@ -89,6 +91,7 @@ def _ledger(store: Store, kind: str) -> dict[str, Any]:
     return {
         "sent": counts.get("sent", 0),
         "pending": counts.get("pending", 0) + counts.get("claimed", 0),
+        "retrying": retrying,
         "waiting_for_case": counts.get("waiting", 0),
         "failed": counts.get("failed", 0),
         "failed_items": failed,
@@ -225,10 +228,11 @@ def _jobs_table(jobs: dict):
     row("duration", lambda job: f"{runs[job]['duration_s']:g} s" if runs[job].get("duration_s") is not None else "")
     row("counts", lambda job: ", ".join(f"{k} {v}" for k, v in (runs[job].get("counts") or {}).items() if v))
     row("last completed", lambda job: _when(jobs[job]["last_success"], ""))
-    row("done", lambda job: str(items[job].get("sent", items[job].get("imported", 0))))
+    row("imported / sent", lambda job: str(items[job].get("sent", items[job].get("imported", 0))))
     row("pending", lambda job: str(items[job]["pending"]))
+    row("  after an error", lambda job: str(items[job]["retrying"]) if "retrying" in items[job] else "-")
     row("waiting for case", lambda job: str(items[job]["waiting_for_case"]) if "waiting_for_case" in items[job] else "-")
-    row("failed", lambda job: str(items[job]["failed"]))
+    row("failed (parked)", lambda job: str(items[job]["failed"]))
     row("skipped", lambda job: str(items[job]["skipped"]) if "skipped" in items[job] else "-")
     return table
 

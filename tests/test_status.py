@@ -38,7 +38,7 @@ def seed_run(store, job, started, seconds, outcome, counts=None, error=None, run
     })
 
 
-def seed_item(store, kind, item_id, state, case="1001", attempts=1, error=None, updated=NOW):
+def seed_item(store, kind, item_id, state, case="1001", attempts=0, error=None, updated=NOW):
     store.db["ledger"].insert({
         "kind": kind, "item_id": item_id, "integration_id": case, "state": state, "attempts": attempts,
         "last_error": error, "created_at": iso(updated), "updated_at": iso(updated),
@@ -98,7 +98,7 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
     seed_matter(store, "6", "skipped", error="no name and no case number")
     seed_item(store, "document", 10, "sent")
     seed_item(store, "document", 11, "pending")
-    seed_item(store, "document", 12, "claimed")
+    seed_item(store, "document", 12, "claimed", attempts=2, error="MyCase POST /v1/cases/1001/documents: no answer")
     seed_item(store, "document", 13, "waiting", case="2002")
     seed_item(store, "message", 20, "sent")
     seed_item(store, "message", 21, "sent")
@@ -143,14 +143,14 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
     assert docs["last_run"]["error"] == "Case Status GET /api/v1/files: no answer"
     assert docs["last_run"]["duration_s"] == 1.0
     assert docs["last_success"] == iso(now - dt.timedelta(minutes=40) + dt.timedelta(seconds=3))
-    assert docs["items"] == {"sent": 1, "pending": 2, "waiting_for_case": 1, "failed": 0, "failed_items": []}
+    assert docs["items"] == {"sent": 1, "pending": 2, "retrying": 1, "waiting_for_case": 1, "failed": 0, "failed_items": []}
 
     msgs = jobs["push-messages"]
     assert msgs["last_run"]["run_id"] == "msg-last"
     assert msgs["last_run"]["counts"] == {"sent": 3}
     assert msgs["last_success"] == iso(now - dt.timedelta(minutes=5) + dt.timedelta(seconds=1.25))
     assert msgs["items"] == {
-        "sent": 2, "pending": 0, "waiting_for_case": 0, "failed": 1,
+        "sent": 2, "pending": 0, "retrying": 0, "waiting_for_case": 0, "failed": 1,
         "failed_items": [{"item_id": 22, "integration_id": "1001", "attempts": 5,
                           "last_error": "MyCase POST /v1/cases/3/notes: HTTP 422: too long"}],
     }
@@ -172,7 +172,7 @@ def test_empty_store_reports_every_job_as_never_run(store):
     for info in report["jobs"].values():
         assert info["last_run"] is None and info["last_success"] is None
     assert report["jobs"]["push-messages"]["items"] == {
-        "sent": 0, "pending": 0, "waiting_for_case": 0, "failed": 0, "failed_items": []}
+        "sent": 0, "pending": 0, "retrying": 0, "waiting_for_case": 0, "failed": 0, "failed_items": []}
     assert report["problems"] == [
         "MyCase is not connected: run `mycase-sync auth`",
         "import-matters has never completed a run",
