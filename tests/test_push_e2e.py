@@ -202,7 +202,7 @@ def test_with_a_thousand_pushed_and_three_new_a_run_reads_at_most_three_pages(co
     sandbox.mycase.reset_journal()
     assert connected.run(job, extra_env=fast).code == 0
     lists = cs.count("GET", MESSAGES_LIST if kind == "message" else FILES_LIST)
-    assert lists <= 3
+    assert lists <= 3, lists  # measured: 2 (the full page 10, then page 11 with the new ones)
     assert len(sandbox.mycase.notes if kind == "message" else sandbox.mycase.documents) == 1003
     assert sandbox.mycase.count("GET") == 0  # no marker search: nothing was in doubt
     clean(sandbox)

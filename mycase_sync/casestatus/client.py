@@ -28,6 +28,25 @@ CASE_REOPEN = "/v1/api/cases/{id}/reopen"
 MESSAGES = "/v1/api/messages"
 FILES = "/v1/api/files"
 
+# A message (GET /v1/api/messages) and a file (GET /v1/api/files), as the push jobs read them
+MSG_TYPE = "type"
+MSG_INCOMING = "incoming"  # from the client
+MSG_OUTGOING = "outgoing"  # from the firm to the client
+MSG_CONTENT = "content"
+MSG_SENDER = "sender_name"
+MSG_SENT_AT = "sent_at"
+MSG_CREATED_AT = "created_at"
+MSG_READABLE_ID = "readable_id"
+MSG_INTEGRATION_ID = "integration_id"
+FILE_URL = "url"  # a key-less download link that expires: fetch it fresh
+FILE_SIZE = "size"
+FILE_NAME = "file_name"
+FILE_EXTENSION = "extension"
+FILE_CASE_READABLE_ID = "case_readable_id"
+FILE_CASE_INTEGRATION_ID = "case_integration_id"
+FILE_CREATED_AT = "created_at"
+FILE_UPDATED_AT = "updated_at"
+
 P_PAGE = "page[number]"
 P_SIZE = "page[size]"
 P_INTEGRATION_ID = "integration_id"

@@ -30,6 +30,13 @@ CASE_DOCUMENTS = "/cases/{id}/documents"
 DOCUMENT_VERSIONS = "/documents/{id}/versions"
 CASE_NOTES = "/cases/{id}/notes"
 
+# What the push jobs read back: a note's text, a document's description (both carry our marker),
+# and the upload fields of a created document or version
+NOTE_TEXT = "note"
+DOCUMENT_DESCRIPTION = "description"
+UPLOAD_URL = "put_url"
+UPLOAD_HEADERS = "put_headers"
+
 # Query parameters
 P_PAGE_SIZE = "page_size"
 P_UPDATED_AFTER = "filter[updated_after]"

@@ -22,7 +22,9 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+from mycase_sync.casestatus import client as cs
 from mycase_sync.errors import ServiceError
+from mycase_sync.mycase import client as mc
 from mycase_sync.sync.filenames import printable, safe_filename
 from mycase_sync.sync.push import (
     Context, Item, ItemError, Job, Markers, integration_text, marker, parse_moment, run_push,
@@ -74,7 +76,7 @@ def scratch_dir(db_path: Path) -> Iterator[Scratch]:
 
 
 def display_name(record: dict) -> str:
-    return safe_filename(record.get("file_name"), record.get("extension"))
+    return safe_filename(record.get(cs.FILE_NAME), record.get(cs.FILE_EXTENSION))
 
 
 def document_path(record: dict, folder: str | None) -> str:
@@ -85,16 +87,17 @@ def document_path(record: dict, folder: str | None) -> str:
 
 def description(record: dict, item_id: int) -> str:
     """Where it came from, the original name when the safe name differs, and the marker last."""
-    case = printable(str(record.get("case_readable_id") or "")) or "?"
+    case = printable(str(record.get(cs.FILE_CASE_READABLE_ID) or "")) or "?"
     text = f"Shared in Case Status (case {case})"
-    original = printable(record.get("file_name") if isinstance(record.get("file_name"), str) else "")
+    name = record.get(cs.FILE_NAME)
+    original = printable(name if isinstance(name, str) else "")
     if original and original != display_name(record):
         text += f', uploaded as "{original}"'
     return f"{text}. {marker(DocumentsJob.word, item_id)}"
 
 
 def expected_size(record: dict) -> int | None:
-    value = record.get("size")
+    value = record.get(cs.FILE_SIZE)
     if isinstance(value, bool):
         return None
     try:
@@ -113,18 +116,18 @@ class DocumentsJob(Job):
         return casestatus.list_files(page, size)
 
     def integration_id(self, record: dict) -> str | None:
-        return integration_text(record.get("case_integration_id"))
+        return integration_text(record.get(cs.FILE_CASE_INTEGRATION_ID))
 
     def moment(self, record: dict) -> dt.datetime | None:
-        return parse_moment(record.get("created_at")) or parse_moment(record.get("updated_at"))
+        return parse_moment(record.get(cs.FILE_CREATED_AT)) or parse_moment(record.get(cs.FILE_UPDATED_AT))
 
     def describe(self, item: Item) -> str:
-        case = item.record.get("case_readable_id") or item.integration_id or "?"
+        case = item.record.get(cs.FILE_CASE_READABLE_ID) or item.integration_id or "?"
         where = f" to MyCase matter {item.matter_id}" if item.matter_id else ""
         return f'file {item.item_id} "{display_name(item.record)}" (case {case}){where}'
 
     def markers(self, mycase) -> Markers:
-        return Markers(self.word, mycase.list_documents, lambda document: document.get("description"))
+        return Markers(self.word, mycase.list_documents, lambda document: document.get(mc.DOCUMENT_DESCRIPTION))
 
     def resources(self, app):
         return scratch_dir(app.settings.db_path)
@@ -150,7 +153,7 @@ class DocumentsJob(Job):
 
     @staticmethod
     def _fetch(ctx: Context, record: dict, path: Path) -> _Hashing:
-        url = record.get("url")
+        url = record.get(cs.FILE_URL)
         if not isinstance(url, str) or not url:
             raise ItemError("the Case Status file record has no download link")
         with open(path, "wb") as target:
@@ -199,11 +202,11 @@ class DocumentsJob(Job):
 
     @staticmethod
     def _put(ctx: Context, upload: dict, path: Path) -> None:
-        put_url = upload.get("put_url")
+        put_url = upload.get(mc.UPLOAD_URL)
         if not isinstance(put_url, str) or not put_url:
             raise ItemError("MyCase gave no upload URL for the document")
-        headers = upload.get("put_headers") if isinstance(upload.get("put_headers"), dict) else {}
-        ctx.mycase.upload(put_url, headers, os.fspath(path))
+        headers = upload.get(mc.UPLOAD_HEADERS)
+        ctx.mycase.upload(put_url, headers if isinstance(headers, dict) else {}, os.fspath(path))
 
 
 def push_documents(app, run_id: str, dry_run: bool = False, since=None, all_items: bool = False,

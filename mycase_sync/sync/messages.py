@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
+from mycase_sync.casestatus import client as cs
+from mycase_sync.mycase import client as mc
 from mycase_sync.sync.push import (
     Context, Item, Job, Markers, integration_text, marker, parse_moment, run_push,
 )
@@ -20,11 +22,11 @@ MAX_SUBJECT = 255
 
 def note_subject(record: dict) -> str:
     """Direction and sender, in the words a paralegal scanning the notes list needs."""
-    sender = " ".join(str(record.get("sender_name") or "").split()) or "unknown sender"
-    kind = record.get("type")
-    if kind == "incoming":
+    sender = " ".join(str(record.get(cs.MSG_SENDER) or "").split()) or "unknown sender"
+    kind = record.get(cs.MSG_TYPE)
+    if kind == cs.MSG_INCOMING:
         subject = f"Case Status message from {sender} (client)"
-    elif kind == "outgoing":
+    elif kind == cs.MSG_OUTGOING:
         subject = f"Case Status message to client, from {sender}"
     else:
         subject = f"Case Status message from {sender}"
@@ -33,22 +35,22 @@ def note_subject(record: dict) -> str:
 
 def note_text(record: dict, item_id: int) -> str:
     """The message as written, then the marker on its own line (the marker always ends the note)."""
-    content = record.get("content")
+    content = record.get(cs.MSG_CONTENT)
     text = content.strip() if isinstance(content, str) and content.strip() else "(no text)"
     return f"{text}\n\n{marker(MessagesJob.word, item_id)}"
 
 
 def note_date(record: dict) -> str:
     """When the message was sent, as Case Status gave it; an ISO 8601 date-time in any case."""
-    raw = record.get("sent_at")
+    raw = record.get(cs.MSG_SENT_AT)
     if parse_moment(raw) is not None and "T" in raw:
         return raw.strip()
-    moment = parse_moment(record.get("sent_at")) or parse_moment(record.get("created_at"))
+    moment = parse_moment(record.get(cs.MSG_SENT_AT)) or parse_moment(record.get(cs.MSG_CREATED_AT))
     return (moment or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _sent_order(item: Item) -> tuple:
-    moment = parse_moment(item.record.get("sent_at")) or parse_moment(item.record.get("created_at"))
+    moment = parse_moment(item.record.get(cs.MSG_SENT_AT)) or parse_moment(item.record.get(cs.MSG_CREATED_AT))
     return (moment or dt.datetime.max.replace(tzinfo=dt.timezone.utc), item.item_id)
 
 
@@ -62,18 +64,18 @@ class MessagesJob(Job):
         return casestatus.list_messages(page, size)
 
     def integration_id(self, record: dict) -> str | None:
-        return integration_text(record.get("integration_id"))
+        return integration_text(record.get(cs.MSG_INTEGRATION_ID))
 
     def moment(self, record: dict) -> dt.datetime | None:
-        return parse_moment(record.get("created_at")) or parse_moment(record.get("sent_at"))
+        return parse_moment(record.get(cs.MSG_CREATED_AT)) or parse_moment(record.get(cs.MSG_SENT_AT))
 
     def describe(self, item: Item) -> str:
-        case = item.record.get("readable_id") or item.integration_id or "?"
+        case = item.record.get(cs.MSG_READABLE_ID) or item.integration_id or "?"
         where = f" to MyCase matter {item.matter_id}" if item.matter_id else ""
         return f"message {item.item_id} (case {case}){where}: {note_subject(item.record)}"
 
     def markers(self, mycase) -> Markers:
-        return Markers(self.word, mycase.list_notes, lambda note: note.get("note"))
+        return Markers(self.word, mycase.list_notes, lambda note: note.get(mc.NOTE_TEXT))
 
     def lanes(self, items: list[Item]) -> list[list[Item]]:
         """One lane per matter, in the order the messages were sent."""
