@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 import requests
 
@@ -111,9 +112,11 @@ class MyCaseClient:
             page = json_body(SERVICE, response, list)
             first = False
             url = response.links.get("next", {}).get("url")
-            if url and not url.startswith(self.base):
-                check_followable_url(url, self.allow_loopback)
             yield page
+            if url and not _same_origin(url, self.base):
+                # Our Bearer token goes with every request of this session: never to another host.
+                raise ServiceError("security", "GET", urlsplit(url).path, None,
+                                   "refusing a next-page link that leaves MyCase's API host")
 
     def iter_case_pages(self, updated_after: str | None = None, status: str | None = None) -> Iterator[list]:
         """Pages of cases (clients expanded), updated at or after `updated_after` (ISO 8601)."""
@@ -170,9 +173,12 @@ class MyCaseClient:
         response.close()
 
 
-def _loopback(settings) -> bool:
-    from urllib.parse import urlsplit
+def _same_origin(url: str, base: str) -> bool:
+    ours, theirs = urlsplit(base), urlsplit(url)
+    return (theirs.scheme, theirs.hostname, theirs.port) == (ours.scheme, ours.hostname, ours.port)
 
+
+def _loopback(settings) -> bool:
     from mycase_sync.config import is_loopback
 
     return is_loopback(urlsplit(settings.mycase_api_url).hostname)
