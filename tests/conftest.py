@@ -7,10 +7,13 @@ MYCASE_SYNC_DB under tmp_path, and the environment is rebuilt from scratch for e
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 import pytest
 
@@ -25,6 +28,94 @@ def _clean_environment(monkeypatch, tmp_path):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.chdir(tmp_path)  # no stray .env from the checkout
+
+
+# --- the secret scanner ------------------------------------------------------------------------
+# Every byte the CLI prints (stdout and stderr of every Cli.run and of every Cli.popen read through
+# communicate()), every file a test's run leaves in its tmp_path (logs, reports), and every table of
+# the state store except `tokens` is searched for every secret the test knows of: the client secret
+# and API key the CLI was given (environment, ./.env, --env-file), the tokens in its state store, and
+# whatever the sandbox issued (access and refresh tokens, authorization codes).
+SECRET_VARIABLES = ("MYCASE_CLIENT_SECRET", "CASESTATUS_API_KEY")
+MIN_SECRET_LENGTH = 6  # shorter test values ("x") would match ordinary words
+_live_clis: list["Cli"] = []
+
+
+def sandbox_secrets(sandbox) -> dict[str, str]:
+    """Every secret the running sandbox has handed out or been configured with, by description."""
+    found = {
+        "client secret": sandbox.config.client_secret,
+        "Case Status API key": sandbox.config.api_key,
+    }
+    mycase = sandbox.mycase
+    if mycase is not None:
+        with mycase.lock:
+            for n, token in enumerate(list(mycase._access)):
+                found[f"access token #{n}"] = token
+            for n, token in enumerate(list(mycase._refresh)):
+                found[f"refresh token #{n}"] = token
+            for n, code in enumerate(list(mycase._codes)):
+                found[f"authorization code #{n}"] = code
+    return found
+
+
+def store_token_secrets(db_path: str | os.PathLike | None) -> dict[str, str]:
+    """The tokens a state store holds (read-only; nothing if there is no store yet)."""
+    found: dict[str, str] = {}
+    if not db_path or not Path(db_path).is_file():
+        return found
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = conn.execute("select access_token, refresh_token from tokens").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return found
+    for n, (access, refresh) in enumerate(rows):
+        found[f"stored access token #{n}"] = access
+        found[f"stored refresh token #{n}"] = refresh
+    return found
+
+
+def store_text_without_tokens(db_path: str | os.PathLike) -> str:
+    """Every value in every table of the state store except `tokens`, as one text."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    try:
+        tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
+        parts = []
+        for table in tables:
+            if table == "tokens":
+                continue
+            for row in conn.execute(f'select * from "{table}"'):
+                parts.append(" ".join("" if v is None else (v.decode("latin-1") if isinstance(v, bytes) else str(v)) for v in row))
+        return "\n".join(parts)
+    finally:
+        conn.close()
+
+
+def find_secrets(text: str, secrets: dict[str, str]) -> list[str]:
+    """The descriptions of the secrets present in text (never the secrets themselves)."""
+    return sorted({name for name, value in secrets.items() if value and len(value) >= MIN_SECRET_LENGTH and value in text})
+
+
+def assert_no_secrets(text: str, secrets: dict[str, str], where: str) -> None:
+    leaked = find_secrets(text, secrets)
+    assert not leaked, f"secret(s) leaked into {where}: {', '.join(leaked)}"
+
+
+class ScannedPopen(subprocess.Popen):
+    """A Popen whose communicate() output is searched for secrets (a SIGKILLed run's too)."""
+
+    def __init__(self, *args, scan: Callable[[str, str], None], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._scan = scan
+
+    def communicate(self, input=None, timeout=None):
+        out, err = super().communicate(input, timeout)
+        self._scan(out or "", "stdout")
+        self._scan(err or "", "stderr")
+        return out, err
 
 
 @dataclass
@@ -44,6 +135,44 @@ class Cli:
 
     env: dict = field(default_factory=dict)
     cwd: Path | None = None
+    # Extra places secrets come from (the sandbox fixture adds the tokens it issues).
+    secret_sources: list[Callable[[], dict[str, str]]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        _live_clis.append(self)
+
+    def db_path(self, extra: dict | None = None) -> str | None:
+        return self.environment(extra).get("MYCASE_SYNC_DB")
+
+    def secrets(self, args: Iterable[str] = (), extra: dict | None = None) -> dict[str, str]:
+        """Every secret this CLI run could know: its settings, its state store, the sandbox."""
+        from dotenv import dotenv_values
+
+        env = self.environment(extra)
+        found: dict[str, str] = {}
+        files = [Path(self.cwd or ".") / ".env"]
+        args = list(args)
+        for n, arg in enumerate(args):
+            if arg == "--env-file" and n + 1 < len(args):
+                files.append(Path(self.cwd or ".") / args[n + 1])
+            elif arg.startswith("--env-file="):
+                files.append(Path(self.cwd or ".") / arg.split("=", 1)[1])
+        for path in files:
+            if path.is_file():
+                values = dotenv_values(path)
+                for name in SECRET_VARIABLES:
+                    if values.get(name):
+                        found[f"{name} from {path.name}"] = values[name].strip()
+        for name in SECRET_VARIABLES:
+            if env.get(name):
+                found[name] = env[name].strip()
+        found.update(store_token_secrets(env.get("MYCASE_SYNC_DB")))
+        for source in self.secret_sources:
+            found.update(source())
+        return found
+
+    def scan(self, text: str, where: str, args: Iterable[str] = (), extra: dict | None = None) -> None:
+        assert_no_secrets(text, self.secrets(args, extra), f"{where} of `mycase-sync {' '.join(args)}`")
 
     def environment(self, extra: dict | None = None) -> dict:
         base = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
@@ -53,10 +182,11 @@ class Cli:
         return base
 
     def popen(self, *args: str, extra_env: dict | None = None, **kwargs) -> subprocess.Popen:
-        return subprocess.Popen(
+        """Read its output with communicate(): that is where it is searched for secrets."""
+        return ScannedPopen(
             [sys.executable, "-m", "mycase_sync", *args],
             env=self.environment(extra_env), cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, **kwargs,
+            text=True, scan=lambda text, where: self.scan(text, where, args, extra_env), **kwargs,
         )
 
     def run(self, *args: str, extra_env: dict | None = None, input: str | None = None, timeout: float = 120) -> CliResult:
@@ -65,7 +195,43 @@ class Cli:
             env=self.environment(extra_env), cwd=self.cwd, capture_output=True, text=True,
             input=input, timeout=timeout,
         )
+        self.scan(proc.stdout, "stdout", args, extra_env)
+        self.scan(proc.stderr, "stderr", args, extra_env)
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+# Files a test's runs leave behind that are not output: the state store (its `tokens` table is
+# where the tokens belong; the other tables are searched separately), locks, and .env files a test
+# wrote on purpose.
+_NOT_OUTPUT = re.compile(r"(\.db(-wal|-shm|-journal)?|\.lock|\.env|^\.env)$")
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_left_behind(tmp_path):
+    """After each test: no secret any of its CLIs knew is in a file under tmp_path or the store's other tables."""
+    start = len(_live_clis)
+    yield
+    clis = _live_clis[start:]
+    del _live_clis[start:]
+    if not clis:
+        return
+    secrets: dict[str, str] = {}
+    stores: set[str] = set()
+    for cli in clis:
+        secrets.update(cli.secrets())
+        db = cli.db_path()
+        if db and Path(db).is_file():
+            stores.add(db)
+    for path in sorted(tmp_path.rglob("*")):
+        if not path.is_file() or _NOT_OUTPUT.search(path.name):
+            continue
+        assert_no_secrets(path.read_bytes().decode("utf-8", "replace"), secrets, f"file {path.relative_to(tmp_path)}")
+    for db in sorted(stores):
+        try:
+            text = store_text_without_tokens(db)
+        except sqlite3.Error:  # a test that wrote garbage into the store on purpose
+            continue
+        assert_no_secrets(text, secrets, f"the state store {db} (tables other than tokens)")
 
 
 @pytest.fixture
@@ -97,7 +263,7 @@ def cli(sandbox, db_path, tmp_path) -> Cli:
     env["MYCASE_RATE_LIMIT"] = "22"
     env["CASESTATUS_RATE_LIMIT"] = "500"
     env["MYCASE_SYNC_TIMEOUT"] = "5"
-    return Cli(env=env, cwd=tmp_path)
+    return Cli(env=env, cwd=tmp_path, secret_sources=[lambda: sandbox_secrets(sandbox)])
 
 
 @pytest.fixture
