@@ -9,12 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sqlite3
 import threading
+from urllib.parse import parse_qs, urlsplit
 
+import oauthlib.oauth2.rfc6749.parameters as oauthlib_parameters
 import pytest
 import requests
 import requests_mock as rm
+from oauthlib.oauth2 import InsecureTransportError, MismatchingStateError
 
 from mycase_sync.config import load_settings
 from mycase_sync.errors import REAUTH_MESSAGE, AuthorizationError, ServiceError, TemporaryError
@@ -22,10 +26,11 @@ from mycase_sync.mycase.auth import (
     NOT_CONNECTED_MESSAGE,
     AuthFlowError,
     TokenManager,
+    authorize_url,
     begin_pending,
     code_from_redirect,
     delete_tokens,
-    parse_redirect,
+    landing_url,
     post_tokens,
     save_token_set,
     take_pending,
@@ -326,24 +331,113 @@ def test_the_code_exchange_posts_json_with_exactly_the_documented_fields(setting
                                      "redirect_uri": "http://127.0.0.1:8765/callback"}
 
 
-# --- the redirect ----------------------------------------------------------------------------------
+def test_a_token_answer_with_an_error_field_is_not_taken_for_tokens(settings):
+    with rm.Mocker() as mock:
+        mock.post(f"{AUTH}/tokens", json={**tokens(3), "error": "server_error"})
+        with pytest.raises(ServiceError, match="no access token"):
+            post_tokens(requests.Session(), settings, {"grant_type": "refresh_token", "refresh_token": "r"})
+
+
+def test_a_refreshed_set_with_an_unreadable_lifetime_is_kept_with_the_documented_one(settings, store, db_path):
+    """oauthlib raises on such an expires_in; the old refresh token is spent, so the new set must be kept."""
+    save_token_set(store, tokens(1, expires_in=60), now=T0)
+    later = T0 + dt.timedelta(hours=1)
+    tm = manager(settings, store, Now(later))
+    with rm.Mocker() as mock:
+        mock.post(f"{AUTH}/tokens", json={**tokens(2), "expires_in": "a day", "scope": 7})
+        assert tm.access_token() == "access-2-xyz"
+    assert stored(db_path)["expires_at"] == (later + dt.timedelta(seconds=86400)).isoformat()
+
+
+# --- the authorization URL and the redirect --------------------------------------------------------
+REDIRECT = "http://127.0.0.1:8765/callback"
+
+
+@pytest.fixture
+def transport_seen(monkeypatch):
+    """OAUTHLIB_INSECURE_TRANSPORT as oauthlib saw it at each of its https checks."""
+    seen: list[str | None] = []
+    check = oauthlib_parameters.is_secure_transport
+
+    def spy(uri):
+        seen.append(os.environ.get("OAUTHLIB_INSECURE_TRANSPORT"))
+        return check(uri)
+
+    monkeypatch.setattr(oauthlib_parameters, "is_secure_transport", spy)
+    return seen
+
+
+def test_the_authorization_url_comes_from_requests_oauthlib_with_exactly_four_parameters(settings, transport_seen,
+                                                                                         monkeypatch):
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # set outside: still off for a non-loopback host
+    url = authorize_url(settings, "st+a/te=")
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{AUTH}/login_sessions/new"
+    assert parse_qs(parts.query) == {"client_id": ["client-1"], "redirect_uri": [REDIRECT],
+                                     "response_type": ["code"], "state": ["st+a/te="]}
+    assert transport_seen == [None]  # oauthlib checked the https URL, with insecure transport off
+    assert os.environ["OAUTHLIB_INSECURE_TRANSPORT"] == "1"  # and the environment is given back
+
+
+def test_a_loopback_http_auth_url_is_allowed_only_while_oauthlib_builds_it(db_path, transport_seen, monkeypatch):
+    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
+    local = load_settings(environ={"MYCASE_AUTH_URL": "http://127.0.0.1:9000", "MYCASE_API_URL": API,
+                                   "MYCASE_CLIENT_ID": "client-1", "MYCASE_SYNC_DB": str(db_path),
+                                   "HOME": str(db_path.parent)})
+    assert authorize_url(local, "s1").startswith("http://127.0.0.1:9000/login_sessions/new?")
+    assert transport_seen == ["1"]
+    assert "OAUTHLIB_INSECURE_TRANSPORT" not in os.environ
+
+
+def test_a_plain_http_redirect_off_this_machine_is_refused_by_oauthlib(transport_seen, monkeypatch):
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    with pytest.raises(AuthFlowError, match="plain http on a host other than this machine") as caught:
+        code_from_redirect("http://example.com/callback?code=c&state=good", lambda s: s == "good")
+    assert isinstance(caught.value.__context__, InsecureTransportError)
+    assert transport_seen == [None]
+    assert code_from_redirect("https://example.com/callback?code=c&state=good", lambda s: s == "good") == "c"
+    assert code_from_redirect(f"{REDIRECT}?code=c&state=good", lambda s: s == "good") == "c"
+    assert transport_seen == [None, None, "1"]
+
+
 def test_a_code_with_plus_signs_is_decoded_properly():
-    params = parse_redirect("http://127.0.0.1:8765/callback?code=ab%2Bcd%2F%3D&state=s1")
-    assert params == {"code": "ab+cd/=", "state": "s1"}
-    assert parse_redirect("?code=x&state=y") == {"code": "x", "state": "y"}
-    assert parse_redirect("  code=x&state=y\n") == {"code": "x", "state": "y"}
+    assert code_from_redirect(f"{REDIRECT}?code=ab%2Bcd%2F%3D&state=s1", lambda s: s == "s1") == "ab+cd/="
+    assert landing_url("?code=x&state=y", REDIRECT) == f"{REDIRECT}?code=x&state=y"
+    assert landing_url("  code=x&state=y\n", REDIRECT) == f"{REDIRECT}?code=x&state=y"
+    assert landing_url("/callback?code=x&state=y", REDIRECT) == f"{REDIRECT}?code=x&state=y"
+    assert landing_url(f" {REDIRECT}?code=x&state=y ", "https://other.example/cb") == f"{REDIRECT}?code=x&state=y"
 
 
 def test_state_is_checked_before_anything_else():
+    def parse(query: str) -> str:
+        return code_from_redirect(f"{REDIRECT}?{query}", lambda s: s == "good")
+
+    with pytest.raises(AuthFlowError, match="state does not match") as caught:
+        parse("error=access_denied&state=forged")
+    assert isinstance(caught.value.__context__, MismatchingStateError)  # oauthlib's check, our message
     with pytest.raises(AuthFlowError, match="state does not match"):
-        code_from_redirect({"error": "access_denied", "state": "forged"}, lambda s: s == "good")
+        parse("code=c")
     with pytest.raises(AuthFlowError, match="state does not match"):
-        code_from_redirect({"code": "c"}, lambda s: s == "good")
-    with pytest.raises(AuthFlowError, match="access_denied"):
-        code_from_redirect({"error": "access_denied", "state": "good"}, lambda s: s == "good")
+        parse("code=c&state=")
+    with pytest.raises(AuthFlowError, match=r"access was denied in the browser \(access_denied\)"):
+        parse("error=access_denied&state=good")
+    with pytest.raises(AuthFlowError, match=r"^MyCase refused the authorization \(server error\): nothing changed$"):
+        parse("error=server+error%0A&state=good")
     with pytest.raises(AuthFlowError, match="no authorization code"):
-        code_from_redirect({"state": "good"}, lambda s: s == "good")
-    assert code_from_redirect({"code": "c+1", "state": "good"}, lambda s: s == "good") == "c+1"
+        parse("state=good&code=")
+    assert parse("code=c%2B1&state=good") == "c+1"
+
+
+def test_the_state_a_redirect_claims_is_asked_about_once():
+    asked: list[str | None] = []
+
+    def state_ok(state):
+        asked.append(state)
+        return False
+
+    with pytest.raises(AuthFlowError, match="state does not match"):
+        code_from_redirect(f"{REDIRECT}?code=c&state=a%2Bb", state_ok)
+    assert asked == ["a+b"]
 
 
 def test_a_pending_state_is_good_once_and_for_fifteen_minutes(store):

@@ -7,21 +7,36 @@ already did, store the new set before using it. Only a definitive refusal from /
 connection as needing a person (`needs_reauth`, exit 3); anything else is temporary (exit 75)
 and discards nothing.
 
-The token endpoint is called through http.ServiceSession rather than requests-oauthlib's
-fetch_token/refresh_token: MyCase wants JSON bodies for both grants, and we need our own split
-between refusals (invalid_grant, 401/403: a person must act) and temporary failures (no answer,
-5xx: try again later) that oauthlib folds into one parse error. The authorize URL is built here
-too: oauthlib refuses to build one for the sandbox's plain-http loopback host.
+What requests-oauthlib/oauthlib do here: build the authorization URL (OAuth2Session), parse the
+URL the browser lands on (state, error, code: WebApplicationClient), and check a token answer
+(an `error` field, a missing access token). What we do ourselves: the pending-state store (the
+flow may finish in another process), and the POST to /tokens, through http.ServiceSession rather
+than fetch_token/refresh_token: MyCase wants JSON bodies, the POST needs our rate limit, timeouts
+and "repeat only if never sent" rule, and we split refusals (invalid_grant, 401/403: a person must
+act) from temporary failures (no answer, 429, 5xx: try again later), which fetch_token folds into
+one parse error. oauthlib refuses plain http; we let it through for loopback hosts only (the
+sandbox, the redirect listener), see _oauthlib_transport.
 """
-
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import logging
+import os
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
+from oauthlib.oauth2 import (
+    AccessDeniedError,
+    InsecureTransportError,
+    MismatchingStateError,
+    MissingCodeError,
+    OAuth2Error,
+    WebApplicationClient,
+)
 
 from mycase_sync.errors import (
     REAUTH_MESSAGE,
@@ -88,17 +103,37 @@ def post_tokens(session: requests.Session, settings, grant: dict[str, str]) -> d
             if status in (401, 403) or error == "invalid_grant":
                 raise TokenRefused(f"{error or f'HTTP {status}'}: {detail}" if detail and detail != error else (error or f"HTTP {status}"))
             raise ServiceError("MyCase", "POST", TOKENS_PATH, status, detail)
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-    if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
+        answer = _token_answer(response)
+    if answer is None:
         raise ServiceError("MyCase", "POST", TOKENS_PATH, status, "the answer carries no access token")
-    register_secret(answer["access_token"])
-    register_secret(answer.get("refresh_token"))
     if not isinstance(answer.get("refresh_token"), str) or not answer["refresh_token"]:
         raise ServiceError("MyCase", "POST", TOKENS_PATH, status, "the answer carries no refresh token")
     return answer
+
+
+def _token_answer(response: requests.Response) -> dict | None:
+    """A 2xx answer from /tokens if oauthlib accepts it as a token answer (no `error` field, an
+    access token) and the access token is a non-empty string; else None.
+
+    oauthlib sees the answer without expires_in and scope: it raises on values there it cannot
+    read, and a refresh's answer must not be thrown away over them (the old refresh token is
+    already spent). We read the lifetime ourselves, leniently (_expires_in), and ignore scope.
+    """
+    try:
+        answer = response.json()
+    except ValueError:
+        return None
+    if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
+        return None
+    for key in ("access_token", "refresh_token"):
+        if isinstance(answer.get(key), str):
+            register_secret(answer[key])
+    checked = {k: v for k, v in answer.items() if k not in ("expires_in", "scope")}
+    try:
+        WebApplicationClient(None).parse_request_body_response(json.dumps(checked))
+    except OAuth2Error:
+        return None
+    return answer if answer["access_token"] else None
 
 
 def _oauth_error(response: requests.Response) -> str | None:
@@ -301,12 +336,44 @@ class AuthFlowError(SyncError):
     exit_code = 3
 
 
-def authorize_url(settings, state: str) -> str:
-    from urllib.parse import urlencode
+_TRANSPORT_LOCK = threading.Lock()
 
-    query = urlencode({"client_id": settings.mycase_client_id, "redirect_uri": settings.mycase_redirect_uri,
-                       "response_type": "code", "state": state})
-    return f"{settings.mycase_auth_url}{AUTHORIZE_PATH}?{query}"
+
+@contextlib.contextmanager
+def _oauthlib_transport(*urls: str) -> Iterator[None]:
+    """Let oauthlib handle plain-http URLs only while every URL involved is on a loopback host.
+
+    oauthlib refuses any http:// URL (InsecureTransportError), and its only switch is the
+    process-wide OAUTHLIB_INSECURE_TRANSPORT. Plain http is legitimate only on this machine: the
+    sandbox and the redirect listener (config.check_url refuses it for any other host). So the
+    switch is on only inside this block, only for loopback URLs, and off (even if the environment
+    set it) for any other host, so that oauthlib still refuses plain http there. The lock keeps
+    two threads (the listener's and ours) from seeing each other's setting.
+    """
+    from mycase_sync.config import is_loopback
+
+    loopback = all(is_loopback(urlsplit(url).hostname) for url in urls)
+    with _TRANSPORT_LOCK:
+        before = os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
+        if loopback:
+            os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        try:
+            yield
+        finally:
+            os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
+            if before is not None:
+                os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = before
+
+
+def authorize_url(settings, state: str) -> str:
+    """MyCase's sign-in page for this client, built by requests-oauthlib (MyCase takes no scope)."""
+    from requests_oauthlib import OAuth2Session
+
+    endpoint = settings.mycase_auth_url + AUTHORIZE_PATH
+    with _oauthlib_transport(endpoint), \
+            OAuth2Session(settings.mycase_client_id, redirect_uri=settings.mycase_redirect_uri, state=state) as oauth:
+        url, _ = oauth.authorization_url(endpoint)
+    return url
 
 
 def begin_pending(store: Store, now: dt.datetime | None = None) -> str:
@@ -331,37 +398,52 @@ def take_pending(store: Store, state: str | None, now: dt.datetime | None = None
         return cursor.rowcount == 1
 
 
-def parse_redirect(url: str) -> dict[str, str]:
-    """The query of the URL the browser landed on ('+' as %2B decodes to '+', as it must)."""
-    from urllib.parse import parse_qs, urlsplit
+def landing_url(text: str, redirect_uri: str) -> str:
+    """The URL the browser landed on, from a pasted URL, or from just its query or path?query."""
+    text = text.strip()
+    if "://" in text:
+        return text
+    query = text.partition("?")[2] if "?" in text else text
+    return urlsplit(redirect_uri)._replace(query=query).geturl()
 
-    url = url.strip()
-    query = urlsplit(url).query if "?" in url else url.lstrip("?")
-    return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+
+_NO_STATE = object()  # equal to no state: oauthlib then raises MismatchingStateError
 
 
-def code_from_redirect(params: dict[str, str], state_ok: Callable[[str | None], bool]) -> str:
-    """State first (a forged redirect gets no further), then a refusal, then the code."""
-    if not state_ok(params.get("state")):
+def code_from_redirect(url: str, state_ok: Callable[[str | None], bool]) -> str:
+    """The code in the landing URL, parsed by oauthlib: state first (a forged redirect gets no
+    further), then a refusal, then the code ('+' sent as %2B decodes to '+', as it must).
+
+    oauthlib compares the state with one expected value. Which states are ours is the pending
+    store's answer (the flow may have started in another process), so oauthlib is given the URL's
+    own state when `state_ok` accepts it, and otherwise a value no state equals.
+    """
+    claimed = dict(parse_qsl(urlsplit(url).query)).get("state")
+    expected = claimed if claimed and state_ok(claimed) else _NO_STATE
+    try:
+        with _oauthlib_transport(url):
+            return WebApplicationClient(None).parse_request_uri_response(url, state=expected)["code"]
+    except InsecureTransportError:
+        raise AuthFlowError("the redirect URL uses plain http on a host other than this machine:"
+                            " run `mycase-sync auth` again") from None
+    except MismatchingStateError:
         raise AuthFlowError("the redirect's state does not match an authorization started here"
-                            " (forged, reused, or older than 15 minutes): run `mycase-sync auth` again")
-    if params.get("error"):
-        error = " ".join(params["error"].split())[:80]
-        if error == "access_denied":
-            raise AuthFlowError("access was denied in the browser (access_denied): nothing changed")
-        raise AuthFlowError(f"MyCase refused the authorization ({error}): nothing changed")
-    if not params.get("code"):
-        raise AuthFlowError("the redirect carries no authorization code: run `mycase-sync auth` again")
-    return params["code"]
+                            " (forged, reused, or older than 15 minutes): run `mycase-sync auth` again") from None
+    except AccessDeniedError:
+        raise AuthFlowError("access was denied in the browser (access_denied): nothing changed") from None
+    except MissingCodeError:
+        raise AuthFlowError("the redirect carries no authorization code: run `mycase-sync auth` again") from None
+    except OAuth2Error as exc:
+        error = " ".join(str(exc.error).split())[:80]
+        raise AuthFlowError(f"MyCase refused the authorization ({error}): nothing changed") from None
 
 
 class _Listener:
     """One-shot HTTP listener on the loopback host and port of MYCASE_REDIRECT_URI."""
 
-    def __init__(self, redirect_uri: str, judge: Callable[[dict[str, str]], str]):
+    def __init__(self, redirect_uri: str, judge: Callable[[str], str]):
         import http.server
         import socket
-        from urllib.parse import urlsplit
 
         parts = urlsplit(redirect_uri)
         self.path = parts.path or "/"
@@ -375,12 +457,12 @@ class _Listener:
             timeout = 10  # a browser's idle pre-connection must not hold a thread for ever
 
             def do_GET(self):  # noqa: N802 (http.server's naming)
-                path, _, query = self.path.partition("?")
+                path = self.path.partition("?")[0]
                 if path != listener.path or listener.done.is_set():
                     self._page(404, "Not found", "This is mycase-sync's one-time authorization listener.")
                     return
                 try:
-                    listener.result = listener.judge(parse_redirect(query))
+                    listener.result = listener.judge(landing_url(self.path, redirect_uri))
                     title, text = "MyCase authorization received", "mycase-sync is finishing the connection."
                 except AuthFlowError as exc:
                     listener.error = exc
@@ -460,26 +542,25 @@ def run_auth_flow(app, no_browser: bool = False, redirect_url: str | None = None
     settings = app.settings
     settings.require("MYCASE_CLIENT_ID", "MYCASE_CLIENT_SECRET")
     store = app.store
+    redirect_uri = settings.mycase_redirect_uri
     if redirect_url:
-        code = code_from_redirect(parse_redirect(redirect_url), lambda state: take_pending(store, state))
+        code = code_from_redirect(landing_url(redirect_url, redirect_uri), lambda state: take_pending(store, state))
     else:
-        from urllib.parse import urlsplit
-
         listen = redirect_url is None and is_loopback(urlsplit(settings.mycase_redirect_uri).hostname)
         if redirect_url is None and not listen:
             click.echo(f"MYCASE_REDIRECT_URI {settings.mycase_redirect_uri} is not a loopback address:"
                        " open the URL, then paste the address the browser lands on.", err=True)
         state_box: dict[str, str] = {}
 
-        def judge(params: dict[str, str]) -> str:
-            return code_from_redirect(params, lambda got: got == state_box["state"] and take_pending(store, got))
+        def judge(url: str) -> str:
+            return code_from_redirect(url, lambda got: got == state_box["state"] and take_pending(store, got))
 
         listener = _Listener(settings.mycase_redirect_uri, judge) if listen else None
         state_box["state"] = begin_pending(store)
         url = authorize_url(settings, state_box["state"])
         if listener is None:
             click.echo(url)
-            code = code_from_redirect(parse_redirect(click.prompt("URL the browser landed on", err=True)),
+            code = code_from_redirect(landing_url(click.prompt("URL the browser landed on", err=True), redirect_uri),
                                       lambda state: take_pending(store, state))
         else:
             if not no_browser and _can_open_browser() and _open_browser(url):
