@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 import requests
 
 from mycase_sync.errors import ServiceError
-from mycase_sync.http import ServiceSession, check_followable_url, json_body, raise_for_status
+from mycase_sync.http import BROKEN, ServiceSession, check_followable_url, json_body, raise_for_status
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +126,14 @@ class CaseStatusClient:
         response = self.request("POST", CASES, json=fields, retry_unsafe=True)
         if response.status_code == 409:
             body = _json_or_none(response)
-            existing = body.get("id") if isinstance(body, dict) else None
+            existing = _case_id(body.get("id") if isinstance(body, dict) else None)
             if existing is None:
                 raise_for_status(SERVICE, response)
-            return int(existing), False
-        return int(json_body(SERVICE, response, dict)["id"]), True
+            return existing, False
+        created = _case_id(json_body(SERVICE, response, dict).get("id"))
+        if created is None:  # it may exist now: the next attempt's 409 names it
+            raise ServiceError(SERVICE, "POST", CASES, response.status_code, "the answer has no usable case id")
+        return created, True
 
     def update_case(self, case_id: int, fields: dict) -> dict:
         return json_body(SERVICE, self.request("PATCH", CASE.format(id=case_id), json=fields, retry_unsafe=True), dict)
@@ -149,12 +153,25 @@ class CaseStatusClient:
         try:
             raise_for_status(SERVICE, response)
             total = 0
-            for chunk in response.iter_content(DOWNLOAD_CHUNK):
-                dest.write(chunk)
-                total += len(chunk)
+            try:
+                for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                    dest.write(chunk)
+                    total += len(chunk)
+            except BROKEN:  # cut off mid-file: one clear error for this file, not a requests traceback
+                raise ServiceError("Case Status files", "GET", urlsplit(url).path, None,
+                                   f"download broken off after {total} bytes") from None
             return total
         finally:
             response.close()
+
+
+def _case_id(value: Any) -> int | None:
+    """A case id from an answer: a positive integer (or its digits), never a bool or anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _json_or_none(response: requests.Response):
