@@ -142,19 +142,38 @@ def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, c
     """Import all open and closed MyCase matters into Case Status (nightly).
 
     The first run backfills 10 years; later runs take matters updated in the last 30
-    days, and never less than what changed since the last successful import.
+    days, and never less than what changed since the last successful import. Matters
+    that failed are retried by id. Only what changed is written (a stage only when it
+    changed: each stage change sends the client a survey). Exit 1 when some matters
+    failed (listed on stderr and in --report); skipped ones (no attorney, lead attorney
+    not a Case Status user) are reported but do not change the exit code.
     """
+    import os
+
     since_dt = parse_date(since, "--since")
     if full and (since_dt or case_ids):
         raise click.UsageError("--full cannot be combined with --since or --case")
+    if since_dt and case_ids:
+        raise click.UsageError("--since cannot be combined with --case")
+    bad = [c for c in case_ids if not c.strip().isdigit()]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not a MyCase case id (a number)", param_hint="--case")
     if report and not report.lower().endswith((".csv", ".json")):
         raise click.BadParameter("the report file must end in .csv or .json", param_hint="--report")
+    if report and not os.path.isdir(os.path.dirname(os.path.abspath(report))):
+        raise click.BadParameter(f"no such directory for {report!r}", param_hint="--report")
     from mycase_sync.sync.matters import import_matters as work
+    from mycase_sync.sync.matters import run_dry
 
     app = ctx.obj.app
-    _job(ctx, "import-matters", lambda run_id: work(
-        app, run_id, full=full, since=since_dt, case_ids=list(case_ids), dry_run=dry_run,
-        report=report, create_staff=create_staff or app.settings.create_staff))
+
+    def job(run_id: str) -> dict:
+        return work(app, run_id, full=full, since=since_dt, case_ids=list(case_ids), dry_run=dry_run,
+                    report=report, create_staff=create_staff or app.settings.create_staff)
+
+    if dry_run:
+        ctx.exit(run_dry(app, job))
+    _job(ctx, "import-matters", job)
 
 
 def _push_options(func):

@@ -53,10 +53,33 @@ P_SIZE = "page[size]"
 P_INTEGRATION_ID = "integration_id"
 
 # Case fields we write (POST creates with all, PATCH sends the changed ones)
+F_ID = "id"
+F_INTEGRATION_ID = "integration_id"
+F_READABLE_ID = "readable_id"
+F_DESCRIPTION = "description"
+F_CASE_DATE = "case_date"
+F_PRACTICE_AREA = "practice_area"
+F_STAGE = "stage"  # every change sends the client a survey: write it only when it changed
+F_PRIMARY_ATTORNEY = "primary_attorney_email"
+F_ATTORNEYS = "attorney_emails"
+F_PARALEGALS = "paralegal_emails"
+F_CLIENTS = "clients"
+F_STATUS = "status"  # changed through close/reopen, not PATCH
+F_CLOSED_DATE = "closed_date"
 CASE_FIELDS = (
-    "integration_id", "readable_id", "description", "case_date", "practice_area", "stage",
-    "primary_attorney_email", "attorney_emails", "paralegal_emails", "clients", "status", "closed_date",
+    F_INTEGRATION_ID, F_READABLE_ID, F_DESCRIPTION, F_CASE_DATE, F_PRACTICE_AREA, F_STAGE,
+    F_PRIMARY_ATTORNEY, F_ATTORNEYS, F_PARALEGALS, F_CLIENTS, F_STATUS, F_CLOSED_DATE,
 )
+STATUS_OPEN = "open"
+STATUS_CLOSED = "closed"
+# A client on a case
+CLIENT_FIRST_NAME = "first_name"
+CLIENT_LAST_NAME = "last_name"
+CLIENT_EMAIL = "email"
+CLIENT_CELL_PHONE = "cell_phone"  # E.164: clients log in with it
+# Users
+USER_EMAIL = "email"
+ROLE_ATTORNEY = "attorney"
 DOWNLOAD_CHUNK = 1024 * 1024
 
 
@@ -136,7 +159,10 @@ class CaseStatusClient:
         return created, True
 
     def update_case(self, case_id: int, fields: dict) -> dict:
-        return json_body(SERVICE, self.request("PATCH", CASE.format(id=case_id), json=fields, retry_unsafe=True), dict)
+        """PATCH the given fields. Repeated after a lost answer only without a stage: a stage written
+        twice sends the client a second survey, so then the caller reads the case before writing again."""
+        response = self.request("PATCH", CASE.format(id=case_id), json=fields, retry_unsafe=F_STAGE not in fields)
+        return json_body(SERVICE, response, dict)
 
     def close_case(self, case_id: int, closed_date: str | None) -> dict:
         body = {"closed_date": closed_date}

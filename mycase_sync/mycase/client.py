@@ -44,6 +44,38 @@ P_UPDATED_AFTER = "filter[updated_after]"
 P_STATUS = "filter[status]"
 P_CLIENT_FIELDS = "field[client]"
 
+# Case fields (a case as GET /cases renders it)
+CASE_ID = "id"
+CASE_NAME = "name"
+CASE_NUMBER = "case_number"
+CASE_DESCRIPTION = "description"
+CASE_OPENED_DATE = "opened_date"
+CASE_CLOSED_DATE = "closed_date"
+CASE_PRACTICE_AREA = "practice_area"  # a name, not an id
+CASE_STAGE = "case_stage"  # a name, not an id
+CASE_STATUS = "status"
+CASE_CLIENTS = "clients"
+CASE_STAFF = "staff"
+CASE_CREATED_AT = "created_at"
+CASE_UPDATED_AT = "updated_at"
+STATUS_OPEN = "open"
+STATUS_CLOSED = "closed"
+# A staff entry on a case, and a staff record from /staff
+STAFF_ID = "id"
+STAFF_LEAD = "lead_lawyer"
+STAFF_EMAIL = "email"
+STAFF_FIRST_NAME = "first_name"
+STAFF_LAST_NAME = "last_name"
+STAFF_TYPE = "type"  # Attorney | Paralegal | Staff (compared case-insensitively)
+STAFF_TYPE_ATTORNEY = "attorney"
+STAFF_TYPE_PARALEGAL = "paralegal"
+# An expanded client (the fields asked for in CLIENT_FIELDS)
+CLIENT_ID = "id"
+CLIENT_FIRST_NAME = "first_name"
+CLIENT_LAST_NAME = "last_name"
+CLIENT_EMAIL = "email"
+CLIENT_CELL_PHONE = "cell_phone_number"
+
 
 class BearerAuth(requests.auth.AuthBase):
     """Adds the current access token; remembers which token each request carried."""
