@@ -1,0 +1,128 @@
+"""The end state the reliability tests demand, worked out from the sandbox's own records.
+
+Whatever happened on the way (kills, fault storms, short tokens, skewed clocks), these say
+whether every message is once a note and every file once a document with the right bytes, on the
+right MyCase matter, and whether the client broke the contract anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import Cli, sandbox_secrets
+from mycase_sync.store import open_store
+
+
+def connect(sandbox, db_path) -> None:
+    """A token in the store, as after `mycase-sync auth`."""
+    from mycase_sync.mycase.auth import save_token_set
+
+    store = open_store(db_path)
+    try:
+        save_token_set(store, sandbox.mycase.issue_tokens())
+    finally:
+        store.close()
+
+
+def make_cli(sandbox, home: Path, db_path: Path, **env: str) -> Cli:
+    """The real CLI pointed at a sandbox started outside the fixtures (as conftest's `cli` does)."""
+    full = dict(sandbox.env(), MYCASE_SYNC_DB=str(db_path), MYCASE_SYNC_TIMEOUT="5")
+    full.update(env)
+    return Cli(env=full, cwd=home, secret_sources=[lambda: sandbox_secrets(sandbox)])
+
+
+def active_cases(sandbox) -> list[int]:
+    """MyCase case ids the seeded firm has Case Status messages or files for."""
+    ids = {m["integration_id"] for m in sandbox.firm.messages} | {f["integration_id"] for f in sandbox.firm.files}
+    return sorted(int(i) for i in ids)
+
+
+def seed_imported(sandbox, db_path, case_ids) -> set[str]:
+    """Create the Case Status cases (revealing their activity) and record them as import-matters does."""
+    email = next(iter(sandbox.casestatus.users.values()))["email"]
+    done = {}
+    for case_id in case_ids:
+        case = sandbox.casestatus.case_by_integration_id(str(case_id)) or sandbox.casestatus.create_case(
+            integration_id=str(case_id), readable_id=f"R-{case_id}", primary_attorney_email=email)
+        done[str(case_id)] = case["id"]
+    store = open_store(db_path)
+    try:
+        with store.transaction() as db:
+            for mycase_id, casestatus_id in done.items():
+                db["matters"].insert({"mycase_id": mycase_id, "casestatus_id": casestatus_id, "state": "synced"},
+                                     replace=True)
+    finally:
+        store.close()
+    return set(done)
+
+
+def _by_marker(records, word: str, text_key: str) -> dict[int, list[dict]]:
+    found: dict[int, list[dict]] = {}
+    for record in records:
+        for item_id in re.findall(rf"\[casestatus:{word}:(\d+)\]", record.get(text_key) or ""):
+            found.setdefault(int(item_id), []).append(record)
+    return found
+
+
+def _once(items, pushed: dict[int, list[dict]], total: int, case_of, mapped: set[str], check) -> None:
+    expected = 0
+    for item in items:
+        iid = case_of(item)["integration_id"]
+        if iid not in mapped:
+            assert item["id"] not in pushed, f"item {item['id']} of an unimported case was pushed"
+            continue
+        expected += 1
+        records = pushed.get(item["id"], [])
+        assert len(records) == 1, f"item {item['id']} arrived {len(records)} times"
+        assert str(records[0]["case_id"]) == iid, f"item {item['id']} went to matter {records[0]['case_id']}"
+        check(item, records[0])
+    assert total == expected, f"{total} records in MyCase for {expected} items"
+
+
+def _assert_once(sandbox, mapped: set[str], items: str, records: str, word: str, text_key: str, check) -> None:
+    cs, mc = sandbox.casestatus, sandbox.mycase
+    with cs.lock, mc.lock:  # a consistent snapshot of both services
+        listed = [dict(i) for i in getattr(cs, items).values()]
+        pushed = [dict(r) for r in getattr(mc, records).values()]
+        cases = {cid: dict(c) for cid, c in cs.cases.items()}
+    _once(listed, _by_marker(pushed, word, text_key), len(pushed), lambda i: cases[i["case_id"]], mapped, check)
+
+
+def assert_messages_once(sandbox, mapped: set[str]) -> None:
+    """Every Case Status message on an imported case is exactly one note on its matter, nothing else."""
+
+    def check(message, note):
+        assert note["note"].startswith(message["content"].strip() or "(no text)")
+        assert note["date"] == message["sent_at"]
+
+    _assert_once(sandbox, mapped, "messages", "notes", "message", "note", check)
+
+
+def assert_documents_once(sandbox, mapped: set[str]) -> None:
+    """Every Case Status file on an imported case is exactly one document on its matter, with its bytes."""
+
+    def check(record, doc):
+        assert doc["bytes_sha256"] == sandbox.casestatus.file_sha256(record["id"]), f"file {record['id']}: wrong bytes"
+        assert doc["size"] == record["size"]
+
+    _assert_once(sandbox, mapped, "files", "documents", "file", "description", check)
+
+
+def ledger_states(db_path, kind: str) -> dict[int, str]:
+    store = open_store(db_path)
+    try:
+        return {row[0]: row[1] for row in store.db.execute(
+            "select item_id, state from ledger where kind = ?", [kind]).fetchall()}
+    finally:
+        store.close()
+
+
+CUT_OFF = "body is not valid JSON"  # what the sandbox sees of a request whose sender was killed mid-body
+
+
+def no_contract_breach(sandbox, allow_cut_off: bool = False) -> None:
+    """No sandbox bug and no client mistake (apart from, after a kill, the half-sent body of the request it cut off)."""
+    for service in (sandbox.mycase, sandbox.casestatus):
+        assert service.crashes == []
+        assert [v for v in service.violations if not (allow_cut_off and CUT_OFF in v)] == []

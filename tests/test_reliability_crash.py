@@ -1,0 +1,181 @@
+"""Crash anywhere: SIGKILL the CLI right after the sandbox committed its k-th write, rerun, check the end state.
+
+For each job a clean run first counts the writes it makes (both services); then, for 24 points k
+spread over that count, a fresh firm is run with a hook that kills the CLI as soon as the k-th
+write is committed and before its answer leaves the sandbox. That covers a note committed whose
+answer never arrived, a document created whose bytes were never sent (between its two steps), bytes
+uploaded whose confirmation was never recorded, and the last write of the run. The next run must
+finish (exit 0) and leave every message once as a note and every document once with the right bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from conftest import Cli
+from mycase_sync.sandbox.core import WRITE_METHODS
+from mycase_sync.sandbox.server import Sandbox, SandboxConfig
+from reliability_oracle import (
+    active_cases, assert_documents_once, assert_messages_once, connect, ledger_states, make_cli,
+    no_contract_breach, seed_imported,
+)
+
+POINTS = 24
+FAST = {"MYCASE_RATE_LIMIT": "1000", "CASESTATUS_RATE_LIMIT": "1000"}
+PUSH_JOBS = ["push-messages", "push-documents"]
+
+
+def firm_config() -> SandboxConfig:
+    # 30 messages and 12 files (one of several MB, odd names) on 10 cases; no rate limit to wait for.
+    return SandboxConfig(matters=60, seed=7, mycase_rate_limit=None)
+
+
+@pytest.fixture
+def sandbox_config():
+    return firm_config()
+
+
+class KillAtWrite:
+    """SIGKILL the CLI at its k-th write to either service.
+
+    "after": once the write is committed, before its answer is sent (the after-write hook).
+    "before": as the write arrives, before anything is committed (it is then dropped unanswered).
+    """
+
+    def __init__(self, sandbox, k: int, when: str = "after"):
+        self.k = k
+        self.when = when
+        self.seen = 0
+        self.proc = None
+        self.killed: dict | None = None
+        self._lock = threading.Lock()
+        self._services = (sandbox.mycase, sandbox.casestatus)
+        for service in self._services:
+            if when == "after":
+                service.after_write_hooks.append(self._after)
+            else:
+                service.handle = self._before(service.handle)
+
+    def _hit(self, entry: dict) -> bool:
+        with self._lock:
+            self.seen += 1
+            if self.seen != self.k or self.proc is None:
+                return False
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.killed = entry
+            return True
+
+    def _after(self, entry: dict) -> None:
+        self._hit(entry)
+
+    def _before(self, handle):
+        def wrapped(req):
+            if req.method in WRITE_METHODS and self._hit({"method": req.method, "path": req.path}):
+                return None, "drop_before"  # the client is gone: nothing is committed, nothing answered
+            return handle(req)
+
+        return wrapped
+
+    def remove(self) -> None:
+        for service in self._services:
+            if self.when == "after":
+                service.after_write_hooks.remove(self._after)
+            else:
+                del service.handle  # back to the class's method
+
+
+def committed_writes(sandbox) -> list[tuple[str, str]]:
+    """The writes both services committed, as (method, path) in the order they were journaled."""
+    entries = [e for service in (sandbox.mycase, sandbox.casestatus) for e in service.journal
+               if e["write"] and e["status"] is not None and e["status"] < 400]
+    return [(e["method"], e["path"]) for e in sorted(entries, key=lambda e: e["at"])]
+
+
+@pytest.fixture(scope="module")
+def clean_writes(tmp_path_factory):
+    """job -> the writes a clean run of it commits on a fresh firm (measured once per module)."""
+    measured: dict[str, list[tuple[str, str]]] = {}
+
+    def measure(job: str) -> list[tuple[str, str]]:
+        if job not in measured:
+            home = tmp_path_factory.mktemp(f"clean-{job}")
+            db_path = home / "state" / "state.db"
+            with Sandbox(firm_config()) as sandbox:
+                cli = make_cli(sandbox, home, db_path, **FAST)
+                connect(sandbox, db_path)
+                seed_imported(sandbox, db_path, active_cases(sandbox))
+                sandbox.mycase.reset_journal()
+                sandbox.casestatus.reset_journal()
+                result = cli.run(job)
+                assert result.code == 0, result.output
+                measured[job] = committed_writes(sandbox)
+        return measured[job]
+
+    return measure
+
+
+def write_kind(method: str, path: str) -> tuple[str, str]:
+    """("POST", "notes"), ("POST", "documents"), ("PUT", "s3"), ("POST", "cases")...: the last word of the path."""
+    if path.startswith("/s3/"):
+        return method, "s3"
+    words = [w for w in path.split("/") if w and not w.isdigit()]
+    return method, words[-1]
+
+
+def crash_points(total: int, points: int = POINTS) -> list[int]:
+    """`points` values of k spread evenly over 1..total, first and last included."""
+    assert total >= points, f"the clean run made only {total} writes; the matrix needs {points}"
+    return sorted({round(1 + i * (total - 1) / (points - 1)) for i in range(points)})
+
+
+def crash_then_finish(sandbox, connected: Cli, job: str, k: int, when: str = "after") -> dict:
+    """Run `job`, SIGKILL it at its k-th write, then rerun to exit 0 (at most twice)."""
+    hook = KillAtWrite(sandbox, k, when)
+    proc = connected.popen(job, extra_env=FAST)
+    hook.proc = proc
+    proc.communicate(timeout=120)
+    hook.remove()
+    assert hook.killed is not None, f"the run ended after {hook.seen} writes, before write {k}"
+    assert proc.returncode == -signal.SIGKILL
+    for _ in range(2):
+        result = connected.run(job, extra_env=FAST)
+        if result.code == 0:
+            break
+    assert result.code == 0, result.output
+    assert result.output == ""  # cron: silent on success, even when completing a crashed run
+    return hook.killed
+
+
+def test_the_crash_points_cover_every_kind_of_write(clean_writes):
+    """Each kind of write (note, document record, its bytes) is among the points where a run is killed."""
+    for job, kinds in (("push-messages", {("POST", "notes")}),
+                       ("push-documents", {("POST", "documents"), ("PUT", "s3")})):
+        writes = clean_writes(job)
+        chosen = {write_kind(*writes[k - 1]) for k in crash_points(len(writes))}
+        assert chosen == kinds, (job, chosen)
+
+
+# After a write: every point of the run. Before a write (nothing committed): half as many.
+MATRIX = [("after", p) for p in range(POINTS)] + [("before", p) for p in range(POINTS // 2)]
+
+
+@pytest.mark.parametrize("when, point", MATRIX, ids=[f"{w}-{p}" for w, p in MATRIX])
+@pytest.mark.parametrize("job", PUSH_JOBS)
+def test_a_push_killed_at_any_write_loses_and_duplicates_nothing(connected, sandbox, db_path, clean_writes, job, when, point):
+    writes = clean_writes(job)
+    k = crash_points(len(writes), POINTS if when == "after" else POINTS // 2)[point]
+    mapped = seed_imported(sandbox, db_path, active_cases(sandbox))
+    killed = crash_then_finish(sandbox, connected, job, k, when)
+    if job == "push-messages":
+        assert_messages_once(sandbox, mapped)
+        states = ledger_states(db_path, "message")
+    else:
+        assert_documents_once(sandbox, mapped)
+        states = ledger_states(db_path, "document")
+        assert not (db_path.parent / "push-documents.tmp").exists()
+    assert states and set(states.values()) == {"sent"}, (killed, states)
+    no_contract_breach(sandbox, allow_cut_off=True)
