@@ -30,6 +30,7 @@ LEDGER_JOBS = {"push-documents": "document", "push-messages": "message"}
 # and those are counted and reported on their own). Staleness is measured from its end.
 COMPLETED = ("success", "partial")
 SHOWN_ITEMS = 10
+DIAGNOSTIC_COUNTS = {"list_requests", "marker_lists"}  # in the JSON, not worth a place on the screen
 
 
 def _text(value: Any) -> str | None:
@@ -107,6 +108,13 @@ def _matter_rows(store: Store, state: str) -> list[dict]:
     ]
 
 
+def reason_counts(store: Store, state: str, limit: int = SHOWN_ITEMS) -> list[dict[str, Any]]:
+    """Why matters are skipped (or failed), most common reason first, with how many each."""
+    return [{"reason": _text(reason) or "no reason recorded", "count": n} for reason, n in store.db.execute(
+        "select last_error, count(*) as n from matters where state = ? group by last_error"
+        " order by n desc, last_error limit ?", [state, limit]).fetchall()]
+
+
 def _matters(store: Store) -> dict[str, Any]:
     counts = dict(store.db.execute("select state, count(*) from matters group by state").fetchall())
     return {
@@ -116,6 +124,7 @@ def _matters(store: Store) -> dict[str, Any]:
         "skipped": counts.get("skipped", 0),
         "failed_items": _matter_rows(store, "failed"),
         "skipped_items": _matter_rows(store, "skipped"),
+        "skipped_reasons": reason_counts(store, "skipped"),
     }
 
 
@@ -175,14 +184,18 @@ def problems(report: dict, now: dt.datetime) -> list[str]:
                          " is cron running? see `mycase-sync status`")
     failed = report["jobs"]["import-matters"]["items"]["failed"]
     if failed:
-        found.append(f"{failed} matters failed to import{_last_error(report['jobs']['import-matters'])};"
-                     " the nightly import retries them (details: `mycase-sync status`)")
+        found.append(f"{_plural(failed, 'matter')} failed to import{_last_error(report['jobs']['import-matters'])};"
+                     " retried every night (details: `mycase-sync status`)")
     for job, kind in LEDGER_JOBS.items():
         failed = report["jobs"][job]["items"]["failed"]
         if failed:
-            found.append(f"{failed} {kind}s parked as failed{_last_error(report['jobs'][job])};"
+            found.append(f"{_plural(failed, kind)} parked as failed{_last_error(report['jobs'][job])};"
                          f" after fixing the cause run `mycase-sync {job} --retry-failed`")
     return found
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _last_error(info: dict) -> str:
@@ -226,13 +239,14 @@ def _jobs_table(jobs: dict):
     row("last run (UTC)", lambda job: _when(runs[job].get("started_at"), ""))
     row("outcome", lambda job: runs[job].get("outcome") or "")
     row("duration", lambda job: f"{runs[job]['duration_s']:g} s" if runs[job].get("duration_s") is not None else "")
-    row("counts", lambda job: ", ".join(f"{k} {v}" for k, v in (runs[job].get("counts") or {}).items() if v))
+    row("counts", lambda job: ", ".join(
+        f"{k} {v}" for k, v in (runs[job].get("counts") or {}).items() if v and k not in DIAGNOSTIC_COUNTS))
     row("last completed", lambda job: _when(jobs[job]["last_success"], ""))
     row("imported / sent", lambda job: str(items[job].get("sent", items[job].get("imported", 0))))
     row("pending", lambda job: str(items[job]["pending"]))
     row("  after an error", lambda job: str(items[job]["retrying"]) if "retrying" in items[job] else "-")
     row("waiting for case", lambda job: str(items[job]["waiting_for_case"]) if "waiting_for_case" in items[job] else "-")
-    row("failed (parked)", lambda job: str(items[job]["failed"]))
+    row("failed", lambda job: str(items[job]["failed"]))
     row("skipped", lambda job: str(items[job]["skipped"]) if "skipped" in items[job] else "-")
     return table
 
@@ -265,10 +279,11 @@ def _print_table(report: dict) -> None:
         if run.get("error"):
             say(f"{job}: last run ended with: {run['error']}")
     matters = report["jobs"]["import-matters"]["items"]
-    for label, key in (("failed", "failed_items"), ("skipped", "skipped_items")):
-        for item in matters[key]:
-            say(f"  {label}: MyCase case {item['mycase_id']} ({item['readable_id'] or 'no number'}):"
-                f" {item['last_error'] or 'no reason recorded'}")
+    for item in matters["failed_items"]:
+        say(f"  failed: MyCase case {item['mycase_id']} ({item['readable_id'] or 'no number'}):"
+            f" {item['last_error'] or 'no reason recorded'}")
+    for group in matters["skipped_reasons"]:
+        say(f"  skipped {group['count']}: {group['reason']}")
     for job, kind in LEDGER_JOBS.items():
         for item in report["jobs"][job]["items"]["failed_items"]:
             say(f"  failed: Case Status {kind} {item['item_id']} (MyCase case {item['integration_id']},"

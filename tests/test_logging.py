@@ -129,3 +129,36 @@ def test_cli_bad_log_file_is_one_line_and_exit_2(plain_cli, tmp_path, how):
     assert result.code == 2
     assert result.stderr == f"mycase-sync: cannot open the log file {target}: No such file or directory\n"
     assert result.stdout == ""
+
+
+def test_jobs_log_to_the_file_with_their_run_id_and_say_nothing_on_success(connected, sandbox, db_path, tmp_path):
+    """The real CLI, as cron runs it (stderr not a terminal): the log file gets every run's lines."""
+    from mycase_sync.store import open_store
+
+    log_file = tmp_path / "sync.log"
+    imported = connected.run("--log-file", str(log_file), "import-matters")
+    assert imported.code in (0, 1), imported.output  # 1: the sandbox firm has matters that cannot import
+    messages = connected.run("push-messages", extra_env={"MYCASE_SYNC_LOG": str(log_file)})
+    documents = connected.run("--log-file", str(log_file), "push-documents")
+    for result in (messages, documents):
+        assert (result.code, result.stdout, result.stderr) == (0, "", ""), result.output
+
+    store = open_store(db_path)
+    try:
+        runs = {job: run_id for job, run_id in store.db.execute("select job, run_id from runs order by id").fetchall()}
+        tokens = store.db.execute("select access_token, refresh_token from tokens").fetchone()
+    finally:
+        store.close()
+    assert set(runs) == {"import-matters", "push-messages", "push-documents"}
+    found = lines(log_file)
+    by_run: dict[str, list[str]] = {}
+    for match in found:
+        by_run.setdefault(match.group(2), []).append(match.group(4))
+    assert set(by_run) <= set(runs.values()) | {"-"}
+    for job, run_id in runs.items():
+        assert by_run.get(run_id), f"no log line for the {job} run {run_id}"
+    assert any(re.match(r"push-messages: \d+ sent", text) for text in by_run[runs["push-messages"]])
+    assert any(re.match(r"push-documents: \d+ sent", text) for text in by_run[runs["push-documents"]])
+    text = log_file.read_text()
+    for secret in (sandbox.config.client_secret, sandbox.config.api_key, *tokens):
+        assert secret not in text

@@ -136,6 +136,7 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
                           "last_error": "Case Status POST /api/v1/cases: HTTP 422: bad email"}],
         "skipped_items": [{"mycase_id": "6", "readable_id": "C-6", "attempts": 1,
                            "last_error": "no name and no case number"}],
+        "skipped_reasons": [{"reason": "no name and no case number", "count": 1}],
     }
 
     docs = jobs["push-documents"]
@@ -157,9 +158,9 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
 
     assert report["healthy"] is False
     assert report["problems"] == [
-        "1 matters failed to import (latest: Case Status POST /api/v1/cases: HTTP 422: bad email);"
-        " the nightly import retries them (details: `mycase-sync status`)",
-        "1 messages parked as failed (latest: MyCase POST /v1/cases/3/notes: HTTP 422: too long);"
+        "1 matter failed to import (latest: Case Status POST /api/v1/cases: HTTP 422: bad email);"
+        " retried every night (details: `mycase-sync status`)",
+        "1 message parked as failed (latest: MyCase POST /v1/cases/3/notes: HTTP 422: too long);"
         " after fixing the cause run `mycase-sync push-messages --retry-failed`",
     ]
     checked = dt.datetime.fromisoformat(report["checked_at"])
@@ -287,7 +288,7 @@ UNHEALTHY = {
         ["push-messages: no completed run for 3 hours"]),
     "documents parked as failed": (
         lambda store, now: seed_item(store, "document", 9, "failed", error="HTTP 413"),
-        ["1 documents parked as failed (latest: HTTP 413); after fixing the cause run"
+        ["1 document parked as failed (latest: HTTP 413); after fixing the cause run"
          " `mycase-sync push-documents --retry-failed`"]),
     "messages parked as failed": (
         lambda store, now: [seed_item(store, "message", n, "failed", error=f"err {n}", updated=now - dt.timedelta(minutes=n))
@@ -296,7 +297,7 @@ UNHEALTHY = {
          " `mycase-sync push-messages --retry-failed`"]),
     "matters failed": (
         lambda store, now: seed_matter(store, "77", "failed", error="HTTP 422"),
-        ["1 matters failed to import (latest: HTTP 422)"]),
+        ["1 matter failed to import (latest: HTTP 422)"]),
 }
 
 
@@ -335,7 +336,23 @@ def test_skipped_matters_are_shown_but_are_not_a_problem(store, status_cli):
     assert status_cli.run("status", "--check").code == 0
     result = status_cli.run("status")
     assert result.code == 0
-    assert "skipped: MyCase case 88 (C-88): opened_date '2019-13-45' is not a date" in result.stdout
+    assert "skipped 1: opened_date '2019-13-45' is not a date" in result.stdout
+
+
+def test_skipped_matters_are_counted_by_reason(store):
+    seed_healthy(store, NOW)
+    for n in range(12):
+        seed_matter(store, str(500 + n), "skipped", error="lead attorney Ann Bee is not a Case Status user")
+    for n in range(3):
+        seed_matter(store, str(600 + n), "skipped", error="no attorney on the case in MyCase")
+    seed_matter(store, "700", "skipped")
+    items = collect(store, NOW)["jobs"]["import-matters"]["items"]
+    assert items["skipped"] == 16 and len(items["skipped_items"]) == 10
+    assert items["skipped_reasons"] == [
+        {"reason": "lead attorney Ann Bee is not a Case Status user", "count": 12},
+        {"reason": "no attorney on the case in MyCase", "count": 3},
+        {"reason": "no reason recorded", "count": 1},
+    ]
 
 
 def test_json_with_check_prints_the_report_and_exits_1_when_unhealthy(store, status_cli):
@@ -361,7 +378,7 @@ def test_table_shows_connection_jobs_counts_and_failures(store, status_cli):
     for job in ("import-matters", "push-documents", "push-messages"):
         assert job in out
     assert "failed: Case Status document 32 (MyCase case 4041, 3 attempts): MyCase POST /v1/cases/4041/documents: HTTP 404 [bold]not[/bold] found" in out
-    assert "Problems:" in out and "1 documents parked as failed" in out
+    assert "Problems:" in out and "1 document parked as failed" in out
     assert "at-0123456789" not in out and "rt-0123456789" not in out
 
 
