@@ -7,10 +7,13 @@ right MyCase matter, and whether the client broke the contract anywhere.
 
 from __future__ import annotations
 
+import collections
+import datetime as dt
 import re
 from pathlib import Path
 
 from conftest import Cli, sandbox_secrets
+from import_oracle import UTC, expected_outcomes, held, ten_years_before
 from mycase_sync.store import open_store
 
 
@@ -107,6 +110,36 @@ def assert_documents_once(sandbox, mapped: set[str]) -> None:
         assert doc["size"] == record["size"]
 
     _assert_once(sandbox, mapped, "files", "documents", "file", "description", check)
+
+
+def expected_matters(sandbox) -> dict[str, dict]:
+    """MyCase id -> the Case Status fields, for every matter a backfill must create (import_oracle's rules)."""
+    expected = expected_outcomes(sandbox, ten_years_before(dt.datetime.now(UTC)))
+    return {mid: fields for mid, (outcome, fields) in expected.items() if outcome == "created"}
+
+
+def assert_matters_once(sandbox, db_path, wanted: dict[str, dict]) -> None:
+    """Each matter once in Case Status with every field right, its stage written once; the store agrees."""
+    cs = sandbox.casestatus
+    with cs.lock:
+        cases = [dict(c) for c in cs.cases.values()]
+        stages = list(cs.stage_changes)
+    per_matter = collections.Counter(c["integration_id"] for c in cases)
+    assert [mid for mid, n in per_matter.items() if n > 1] == []
+    assert set(per_matter) == set(wanted)
+    for case in cases:
+        assert held(case) == wanted[case["integration_id"]], case["integration_id"]
+    stage_writes = collections.Counter(s["integration_id"] for s in stages)
+    assert [mid for mid, n in stage_writes.items() if n > 1] == []  # each stage write sends a survey
+    store = open_store(db_path)
+    try:
+        rows = {r["mycase_id"]: r for r in store.db.query("select * from matters")}
+    finally:
+        store.close()
+    assert [mid for mid, r in rows.items() if r["state"] == "pending"] == []
+    ids = {c["integration_id"]: c["id"] for c in cases}
+    assert {mid: rows[mid]["casestatus_id"] for mid in wanted} == ids
+    assert all(rows[mid]["state"] == "synced" for mid in wanted)
 
 
 def ledger_states(db_path, kind: str) -> dict[int, str]:

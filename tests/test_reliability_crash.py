@@ -13,8 +13,6 @@ every document once with the right bytes.
 
 from __future__ import annotations
 
-import collections
-import datetime as dt
 import os
 import signal
 import threading
@@ -22,13 +20,11 @@ import threading
 import pytest
 
 from conftest import Cli
-from import_oracle import UTC, expected_outcomes, held, ten_years_before
 from mycase_sync.sandbox.core import WRITE_METHODS
 from mycase_sync.sandbox.server import Sandbox, SandboxConfig
-from mycase_sync.store import open_store
 from reliability_oracle import (
-    active_cases, assert_documents_once, assert_messages_once, connect, ledger_states, make_cli,
-    no_contract_breach, seed_imported,
+    active_cases, assert_documents_once, assert_matters_once, assert_messages_once, connect, ledger_states,
+    expected_matters, make_cli, no_contract_breach, seed_imported,
 )
 
 POINTS = 24
@@ -201,31 +197,6 @@ def test_an_import_killed_at_any_write_leaves_each_matter_once_with_the_right_fi
     writes = clean_writes(IMPORT)
     k = crash_points(len(writes), POINTS if when == "after" else POINTS // 2)[point]
     crash_then_finish(sandbox, connected, IMPORT, k, when, code=clean_writes.exit_code(IMPORT))
-    expected = expected_outcomes(sandbox, ten_years_before(dt.datetime.now(UTC)))
-    wanted = {mid: fields for mid, (outcome, fields) in expected.items() if outcome == "created"}
-    assert_matters_once(sandbox, db_path, wanted)
+    assert_matters_once(sandbox, db_path, expected_matters(sandbox))
     no_contract_breach(sandbox, allow_cut_off=True)
 
-
-def assert_matters_once(sandbox, db_path, wanted: dict[str, dict]) -> None:
-    """Each matter once in Case Status with every field right, its stage written once; the store agrees."""
-    cs = sandbox.casestatus
-    with cs.lock:
-        cases = [dict(c) for c in cs.cases.values()]
-        stages = list(cs.stage_changes)
-    per_matter = collections.Counter(c["integration_id"] for c in cases)
-    assert [mid for mid, n in per_matter.items() if n > 1] == []
-    assert set(per_matter) == set(wanted)
-    for case in cases:
-        assert held(case) == wanted[case["integration_id"]], case["integration_id"]
-    stage_writes = collections.Counter(s["integration_id"] for s in stages)
-    assert [mid for mid, n in stage_writes.items() if n > 1] == []  # each stage write sends a survey
-    store = open_store(db_path)
-    try:
-        rows = {r["mycase_id"]: r for r in store.db.query("select * from matters")}
-    finally:
-        store.close()
-    assert [mid for mid, r in rows.items() if r["state"] == "pending"] == []
-    ids = {c["integration_id"]: c["id"] for c in cases}
-    assert {mid: rows[mid]["casestatus_id"] for mid in wanted} == ids
-    assert all(rows[mid]["state"] == "synced" for mid in wanted)
