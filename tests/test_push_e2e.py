@@ -29,26 +29,30 @@ def sandbox_config():
     return SandboxConfig(matters=60, seed=7)
 
 
-def import_cases(sandbox, db_path, case_ids, mapped=True):
-    """Create the Case Status cases (revealing their activity) and, if `mapped`, record them as
-    import-matters does. Returns {mycase id: casestatus id}."""
+def import_cases(cli, db_path, case_ids) -> set[str]:
+    """`mycase-sync import-matters --case ...`; returns the MyCase ids now mapped to a Case Status
+    case (a case whose lead attorney has no Case Status user is skipped, as in real life)."""
+    args = [arg for case_id in case_ids for arg in ("--case", str(case_id))]
+    result = cli.run("import-matters", *args)
+    assert result.code in (0, 1), result.output
+    return mapped_cases(db_path)
+
+
+def mapped_cases(db_path) -> set[str]:
+    store = open_store(db_path)
+    try:
+        return {row[0] for row in store.db.execute("select mycase_id from matters where casestatus_id is not null")}
+    finally:
+        store.close()
+
+
+def create_elsewhere(sandbox, case_ids):
+    """Case Status cases made by someone else (another integration, a person): their activity is
+    visible in Case Status, but this tool has not imported them."""
     email = next(iter(sandbox.casestatus.users.values()))["email"]
-    done = {}
     for case_id in case_ids:
-        existing = sandbox.casestatus.case_by_integration_id(str(case_id))
-        case = existing or sandbox.casestatus.create_case(
-            integration_id=str(case_id), readable_id=f"R-{case_id}", primary_attorney_email=email)
-        done[str(case_id)] = case["id"]
-    if mapped:
-        store = open_store(db_path)
-        try:
-            with store.transaction() as db:
-                for mycase_id, casestatus_id in done.items():
-                    db["matters"].insert({"mycase_id": mycase_id, "casestatus_id": casestatus_id, "state": "synced"},
-                                         replace=True)
-        finally:
-            store.close()
-    return done
+        sandbox.casestatus.create_case(integration_id=str(case_id), readable_id=f"R-{case_id}",
+                                       primary_attorney_email=email)
 
 
 def active_cases(sandbox):
@@ -120,6 +124,18 @@ def ledger_states(db_path, kind):
         store.close()
 
 
+def assert_ledger_follows_cases(db_path, kind, mapped):
+    """Sent when its case is imported, waiting (never dropped) when it is not."""
+    store = open_store(db_path)
+    try:
+        rows = list(store.db.query("select integration_id, state from ledger where kind = ?", [kind]))
+    finally:
+        store.close()
+    assert rows
+    for row in rows:
+        assert row["state"] == ("sent" if row["integration_id"] in mapped else "waiting"), row
+
+
 def clean(sandbox):
     assert sandbox.mycase.violations == [] and sandbox.casestatus.violations == []
     assert sandbox.mycase.crashes == [] and sandbox.casestatus.crashes == []
@@ -129,11 +145,11 @@ def clean(sandbox):
 def test_messages_arrive_once_waiting_ones_after_their_case_and_an_idle_run_costs_one_list(connected, sandbox, db_path):
     cases = active_cases(sandbox)
     first, later = cases[::2], cases[1::2]
-    import_cases(sandbox, db_path, first)
-    import_cases(sandbox, db_path, later, mapped=False)  # in Case Status, not imported by this tool
+    mapped = import_cases(connected, db_path, first)
+    create_elsewhere(sandbox, later)  # in Case Status, not imported by this tool
     result = connected.run("push-messages")
     assert result.code == 0 and result.output == ""  # cron: silent on success
-    assert_notes_exactly_once(sandbox, {str(c) for c in first})
+    assert_notes_exactly_once(sandbox, mapped)
     waiting = [s for s in ledger_states(db_path, "message").values() if s == "waiting"]
     assert waiting, "some messages must be on cases not imported yet"
 
@@ -146,24 +162,26 @@ def test_messages_arrive_once_waiting_ones_after_their_case_and_an_idle_run_cost
     assert sandbox.casestatus.count("GET", MESSAGES_LIST) == 1
     assert sandbox.mycase.journal == []  # no MyCase request, not even a token refresh
 
-    import_cases(sandbox, db_path, later)
+    newly = import_cases(connected, db_path, later) - mapped
+    assert newly, "some of the waiting cases must import"
     assert connected.run("push-messages").code == 0
-    assert_notes_exactly_once(sandbox, {str(c) for c in cases})
-    assert set(ledger_states(db_path, "message").values()) == {"sent"}
+    assert_notes_exactly_once(sandbox, mapped | newly)
+    assert_ledger_follows_cases(db_path, "message", mapped | newly)
     clean(sandbox)
 
 
 def test_documents_arrive_once_byte_identical_with_safe_names_and_a_rerun_sends_nothing(connected, sandbox, db_path):
     cases = active_cases(sandbox)
     first, later = cases[::2], cases[1::2]
-    import_cases(sandbox, db_path, cases[::2])
-    import_cases(sandbox, db_path, later, mapped=False)
+    mapped = import_cases(connected, db_path, first)
+    create_elsewhere(sandbox, later)
     result = connected.run("push-documents")
     assert result.code == 0 and result.output == ""
-    assert_documents_exactly_once(sandbox, {str(c) for c in first})
-    import_cases(sandbox, db_path, later)
+    assert_documents_exactly_once(sandbox, mapped)
+    mapped = import_cases(connected, db_path, later)
     assert connected.run("push-documents").code == 0
-    assert_documents_exactly_once(sandbox, {str(c) for c in cases})
+    assert_documents_exactly_once(sandbox, mapped)
+    assert_ledger_follows_cases(db_path, "document", mapped)
     names = {d["name"] for d in sandbox.mycase.documents.values()}
     assert {"passwd.txt", "document.pdf", "Déclaration_Müller_日本.pdf"} <= names
     assert not (db_path.parent / "push-documents.tmp").exists()
@@ -179,8 +197,7 @@ def test_documents_arrive_once_byte_identical_with_safe_names_and_a_rerun_sends_
 @pytest.mark.parametrize("job, kind", [("push-messages", "message"), ("push-documents", "file")])
 def test_with_a_thousand_pushed_and_three_new_a_run_reads_at_most_three_pages(connected, sandbox, db_path, job, kind):
     sandbox.mycase.rate_limit = None
-    cases = active_cases(sandbox)[:20]
-    import_cases(sandbox, db_path, cases)
+    cases = sorted(import_cases(connected, db_path, active_cases(sandbox)))[:20]
     cs = sandbox.casestatus
     existing = len(cs.messages if kind == "message" else cs.files)
 
@@ -213,24 +230,23 @@ def test_a_newest_first_list_is_read_from_page_one_and_stops_at_what_was_seen(co
     sandbox.mycase.rate_limit = None
     fast = {"MYCASE_RATE_LIMIT": "1000"}
     cases = active_cases(sandbox)
-    import_cases(sandbox, db_path, cases)
+    cases = sorted(import_cases(connected, db_path, cases))
     for i in range(150):
         sandbox.casestatus.add_message(str(cases[i % len(cases)]), "incoming", f"m{i}", "Jane Doe")
     assert connected.run("push-messages", extra_env=fast).code == 0
-    assert_notes_exactly_once(sandbox, {str(c) for c in cases})
+    assert_notes_exactly_once(sandbox, set(cases))
     sandbox.casestatus.add_message(str(cases[0]), "outgoing", "new one", "Lana Joseph")
     sandbox.casestatus.reset_journal()
     assert connected.run("push-messages", extra_env=fast).code == 0
     assert sandbox.casestatus.count("GET", MESSAGES_LIST) == 1
-    assert_notes_exactly_once(sandbox, {str(c) for c in cases})
+    assert_notes_exactly_once(sandbox, set(cases))
 
 
 # --- faults and crashes ------------------------------------------------------------------------
 @pytest.mark.parametrize("fault", ["500", "timeout", "drop"])
 @pytest.mark.parametrize("job, path", [("push-messages", NOTES), ("push-documents", DOCUMENTS)])
 def test_a_fault_on_a_write_ends_after_a_rerun_with_exactly_one_record_per_item(connected, sandbox, db_path, fault, job, path):
-    cases = active_cases(sandbox)
-    import_cases(sandbox, db_path, cases)
+    mapped = import_cases(connected, db_path, active_cases(sandbox))
     sandbox.mycase.timeout_hold = 3
     sandbox.mycase.faults.add("POST", path, fault, nth=2)
     env = {"MYCASE_SYNC_TIMEOUT": "1"}
@@ -240,7 +256,6 @@ def test_a_fault_on_a_write_ends_after_a_rerun_with_exactly_one_record_per_item(
     assert sandbox.mycase.faults.fired
     second = connected.run(job, extra_env=env)
     assert second.code == 0 and second.output == ""
-    mapped = {str(c) for c in cases}
     (assert_notes_exactly_once if job == "push-messages" else assert_documents_exactly_once)(sandbox, mapped)
     clean(sandbox)
 
@@ -251,8 +266,7 @@ def test_a_fault_on_a_write_ends_after_a_rerun_with_exactly_one_record_per_item(
     ("push-documents", ("PUT", r"/s3/.*")),   # created and recorded; crash during the bytes
 ])
 def test_a_crash_after_a_write_lands_loses_nothing_and_duplicates_nothing(connected, sandbox, db_path, job, write):
-    cases = active_cases(sandbox)
-    import_cases(sandbox, db_path, cases)
+    mapped = import_cases(connected, db_path, active_cases(sandbox))
     proc_box = []
 
     def kill(entry):
@@ -267,7 +281,6 @@ def test_a_crash_after_a_write_lands_loses_nothing_and_duplicates_nothing(connec
     sandbox.mycase.after_write_hooks.clear()
     result = connected.run(job)
     assert result.code == 0, result.output
-    mapped = {str(c) for c in cases}
     if job == "push-messages":
         assert_notes_exactly_once(sandbox, mapped)
     else:
@@ -280,8 +293,8 @@ def test_a_crash_after_a_write_lands_loses_nothing_and_duplicates_nothing(connec
 # --- options -----------------------------------------------------------------------------------
 def test_dry_run_lists_what_would_be_pushed_and_changes_nothing(connected, sandbox, db_path):
     cases = active_cases(sandbox)
-    import_cases(sandbox, db_path, cases[:3])
-    import_cases(sandbox, db_path, cases[3:], mapped=False)
+    import_cases(connected, db_path, cases[::2])
+    create_elsewhere(sandbox, cases[1::2])
     for job, noun in (("push-messages", "message"), ("push-documents", "file")):
         result = connected.run(job, "--dry-run")
         assert result.code == 0
@@ -299,8 +312,7 @@ def test_dry_run_lists_what_would_be_pushed_and_changes_nothing(connected, sandb
 
 
 def test_first_run_takes_30_days_and_since_and_all_reach_further_back(connected, sandbox, db_path):
-    case = str(active_cases(sandbox)[0])
-    import_cases(sandbox, db_path, [case])
+    case = min(import_cases(connected, db_path, active_cases(sandbox)[:5]))
     cs = sandbox.casestatus
     sandbox.clock.offset -= 90 * 86400
     very_old = cs.add_message(case, "incoming", "ninety days ago", "Jane Doe")
@@ -323,9 +335,9 @@ def test_first_run_takes_30_days_and_since_and_all_reach_further_back(connected,
 
 
 def test_an_item_failing_ten_runs_is_parked_shown_by_status_and_retried_on_request(connected, sandbox, db_path):
-    case = active_cases(sandbox)[0]
-    import_cases(sandbox, db_path, [case])
-    sandbox.casestatus.add_message(str(case), "incoming", "will fail", "Jane Doe")
+    mapped = import_cases(connected, db_path, active_cases(sandbox)[:5])
+    case = min(mapped)
+    sandbox.casestatus.add_message(case, "incoming", "will fail", "Jane Doe")
     sandbox.mycase.rate_limit = None
     before = {m["id"] for m in sandbox.casestatus.messages.values()}
     target = max(before)
@@ -344,7 +356,7 @@ def test_an_item_failing_ten_runs_is_parked_shown_by_status_and_retried_on_reque
     assert parked
     assert connected.run("push-messages", "--retry-failed").code == 0  # ...until asked
     assert set(ledger_states(db_path, "message").values()) == {"sent"}
-    assert_notes_exactly_once(sandbox, {str(case)})
+    assert_notes_exactly_once(sandbox, mapped)
     assert target in notes_by_marker(sandbox)
 
 
@@ -352,10 +364,9 @@ def test_an_item_failing_ten_runs_is_parked_shown_by_status_and_retried_on_reque
 def test_a_one_gigabyte_file_streams_through_with_flat_memory(connected, sandbox, db_path):
     import resource
 
-    case = active_cases(sandbox)[0]
-    import_cases(sandbox, db_path, [case])
+    case = min(import_cases(connected, db_path, active_cases(sandbox)[:5]))
     sandbox.mycase.rate_limit = None
-    big = sandbox.casestatus.add_file(str(case), "deposition video.mp4", size=1 << 30)
+    big = sandbox.casestatus.add_file(case, "deposition video.mp4", size=1 << 30)
     result = connected.run("push-documents", timeout=300)
     assert result.code == 0, result.output
     (doc,) = documents_by_marker(sandbox)[big["id"]]
