@@ -31,6 +31,9 @@ GET_RETRY_STATUSES = RETRY_STATUSES | {500}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_AFTER = 120.0
+# Connections kept open per host: at least the largest default worker pool (config.MAX_WORKERS).
+# requests keeps 10; each worker past those opened a new connection (and TLS handshake) per request.
+POOL_CONNECTIONS = 64
 # No usable answer: refused, timed out, or the connection broke while the answer was being read.
 BROKEN = (
     requests.exceptions.ConnectionError,
@@ -126,6 +129,9 @@ class ServiceSession(requests.Session):
 
     def __init__(self, service: str, rate: float, timeout: float, backoff_base: float = 1.0, max_retries: int = 5):
         super().__init__()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_CONNECTIONS)
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
         self.service = service
         self.limiter = RateLimiter(rate)
         self.timeout = (CONNECT_TIMEOUT, timeout)

@@ -262,6 +262,7 @@ def cli(sandbox, db_path, tmp_path) -> Cli:
     env["MYCASE_SYNC_DB"] = str(db_path)
     env["MYCASE_RATE_LIMIT"] = "22"
     env["CASESTATUS_RATE_LIMIT"] = "500"
+    env["MYCASE_SYNC_WORKERS"] = "8"  # not the pace-derived default (64 at 500/s): tests count in-flight work
     env["MYCASE_SYNC_TIMEOUT"] = "5"
     return Cli(env=env, cwd=tmp_path, secret_sources=[lambda: sandbox_secrets(sandbox)])
 

@@ -76,6 +76,22 @@ def test_documented_defaults():
     assert settings.create_staff is False and settings.documents_folder is None
 
 
+@pytest.mark.parametrize("rates, workers", [
+    ({}, 8),  # the default paces (20 and 10 per second) need no more than 8
+    ({"CASESTATUS_RATE_LIMIT": "100"}, 25),  # 100/s at 0.25 s an answer
+    ({"MYCASE_RATE_LIMIT": "50"}, 13),
+    ({"CASESTATUS_RATE_LIMIT": "5000"}, 64),
+])
+def test_the_default_worker_pool_keeps_the_configured_pace(rates, workers):
+    assert load_settings(environ=rates).workers == workers
+
+
+def test_a_worker_count_that_is_set_wins_over_the_pace(tmp_path):
+    assert load_settings(environ={"CASESTATUS_RATE_LIMIT": "100", "MYCASE_SYNC_WORKERS": "1"}).workers == 1
+    write_env(tmp_path / ".env", MYCASE_SYNC_WORKERS="3")
+    assert load_settings(tmp_path / ".env", environ={"CASESTATUS_RATE_LIMIT": "100"}).workers == 3
+
+
 # --- validation ------------------------------------------------------------------------------
 BAD_VALUES = [
     ("MYCASE_RATE_LIMIT", "abc"),

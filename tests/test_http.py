@@ -451,3 +451,47 @@ def test_followable_url_refuses_loopback_unless_allowed(url):
 ])
 def test_followable_url_accepts_https_to_public_hosts(url):
     assert check_followable_url(url, allow_loopback=False) == url
+
+
+# --- connections ---------------------------------------------------------------------------------
+def test_a_large_worker_pool_reuses_its_connections():
+    """More than requests' default 10 workers at once: each keeps its connection (no new TCP/TLS per request)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    workers, rounds = 24, 3
+    barrier = threading.Barrier(workers, timeout=10)
+    accepted = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            barrier.wait()  # every worker holds its connection at the same moment
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def get_request(self):
+            accepted.append(1)
+            return super().get_request()
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/x"
+    try:
+        with ServiceSession("Case Status", rate=10_000, timeout=10) as session, ThreadPoolExecutor(workers) as pool:
+            for _ in range(rounds):
+                assert [r.status_code for r in pool.map(lambda _: session.get(url), range(workers))] == [200] * workers
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(accepted) == workers
