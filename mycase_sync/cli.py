@@ -66,10 +66,10 @@ def parse_date(value: str | None, option: str) -> dt.datetime | None:
 
 @click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mycase-sync")
-@click.option("--env-file", type=click.Path(dir_okay=False), help="Read settings from this file instead of ./.env.")
+@click.option("--env-file", type=click.Path(dir_okay=False), help="Read settings from this file instead of ./.env in the current directory (cron runs in $HOME: give an absolute path).")
 @click.option("-v", "--verbose", count=True, help="Say more (repeat for HTTP-level detail).")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only, even on a terminal.")
-@click.option("--log-file", type=click.Path(dir_okay=False), help="Append one line per event to this file (or set MYCASE_SYNC_LOG).")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Append one line per event (UTC time, run id, level, message) to this file, whatever the terminal (or set MYCASE_SYNC_LOG).")
 @click.pass_context
 def main_group(ctx: click.Context, env_file, verbose, quiet, log_file):
     """Keep Case Status in step with MyCase.
@@ -243,7 +243,8 @@ def status(ctx: click.Context, as_json, check):
     Reads the state store only (no network), so monitoring can call it as often as it likes.
     The sync is unhealthy when: MyCase authorization is missing, revoked or expires within
     3 days; no import completed in 26 hours; no document or message push completed in 1 hour;
-    records are parked as failed. Use the same --env-file as cron, or you read another state store.
+    matters failed to import; documents or messages parked as failed. Give it the same
+    --env-file as cron, or it reads another state store.
     """
     from mycase_sync.status import show_status
 
@@ -258,8 +259,8 @@ def demo(ctx: click.Context, matters):
     """Try everything against a built-in sandbox firm (start here after installing).
 
     Starts emulated MyCase and Case Status on 127.0.0.1 with a sample firm, connects
-    (consent is given automatically), runs import-matters, push-documents, push-messages
-    and status with a throw-away state store, and prints what happened. It never touches
+    (consent is given automatically), runs the three jobs and status with a throw-away
+    state store, and prints what happened in a few lines. It never touches
     the real services, your settings (--env-file, .env, the environment), your log file
     or your real state store.
     """
