@@ -265,7 +265,7 @@ def test_window_follows_rule_1_including_after_a_40_day_outage_and_a_failed_run(
         store.close()
     sandbox.mycase.reset_journal()
     connected.run(JOB)
-    assert case_list_filters(sandbox) == [(outage_start - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    assert case_list_filters(sandbox) == [(outage_start - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")]
 
     # a failed run (MyCase unreachable mid-list) does not move the bound
     store = open_store(db_path)
@@ -281,7 +281,7 @@ def test_window_follows_rule_1_including_after_a_40_day_outage_and_a_failed_run(
     sandbox.mycase.faults.clear()
     sandbox.mycase.reset_journal()
     connected.run(JOB)
-    assert case_list_filters(sandbox) == [(outage_start - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    assert case_list_filters(sandbox) == [(outage_start - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")]
 
 
 def test_failed_matters_are_retried_by_id_outside_the_window(connected, sandbox, db_path):

@@ -249,7 +249,7 @@ def test_first_run_and_full_take_ten_years():
     assert m.normal_lower_bound(leap, None) == dt.datetime(2014, 2, 28, tzinfo=dt.timezone.utc)
 
 
-def test_later_runs_take_30_days_or_since_the_last_success_minus_an_hour():
+def test_later_runs_take_30_days_or_since_the_last_success_minus_a_day():
     assert m.normal_lower_bound(NOW, NOW - dt.timedelta(days=1)) == NOW - dt.timedelta(days=30)
     after_outage = NOW - dt.timedelta(days=40)
-    assert m.normal_lower_bound(NOW, after_outage) == after_outage - dt.timedelta(hours=1)
+    assert m.normal_lower_bound(NOW, after_outage) == after_outage - dt.timedelta(days=1)

@@ -28,7 +28,10 @@ FAILED = "failed"
 SKIPPED = "skipped"
 BACKFILL_YEARS = 10
 NIGHTLY_WINDOW = dt.timedelta(days=30)
-OVERLAP = dt.timedelta(hours=1)
+# The window is reckoned by this machine's clock, `updated_at` by MyCase's: a day of overlap keeps
+# a matter changed just after the last run in the next window even when the two clocks disagree
+# by hours (re-reading a day of matters costs no writes: unchanged ones are skipped by hash).
+OVERLAP = dt.timedelta(days=1)
 _DAY = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
 _TRUE = (True, 1, "true", "True", "TRUE", "1")
 
@@ -369,7 +372,7 @@ def years_before(moment: dt.datetime, years: int) -> dt.datetime:
 
 
 def normal_lower_bound(start: dt.datetime, last_success_start: dt.datetime | None, full: bool = False) -> dt.datetime:
-    """First run and --full: 10 years back. Later: the earlier of 30 days back and the last success's start − 1 h."""
+    """First run and --full: 10 years back. Later: the earlier of 30 days back and the last success's start − 1 day."""
     if full or last_success_start is None:
         return years_before(start, BACKFILL_YEARS)
     return min(start - NIGHTLY_WINDOW, last_success_start - OVERLAP)

@@ -21,7 +21,7 @@ Exactly once, whatever happens:
 
 Which matters (the window): the first run and --full take everything updated in the last 10
 years; later runs take what was updated since the earlier of (start − 30 days) and (start of the
-last successful import − 1 hour); --since sets it by hand; --case takes just those ids. Matters that
+last successful import − 1 day, for clocks that disagree); --since sets it by hand; --case takes just those ids. Matters that
 failed, whose write is pending, or that wait for their lead attorney's Case Status user (now
 present) are retried by id even outside the window.
 
