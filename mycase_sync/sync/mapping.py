@@ -152,6 +152,11 @@ def mobile_e164(raw: Any, region: str) -> tuple[str | None, str | None]:
 
 
 # --- staff ----------------------------------------------------------------------------------
+def _name_part(value: Any) -> str:
+    """A staff name as text; anything else (null, a number, a list) counts as absent."""
+    return value.strip() if isinstance(value, str) else ""
+
+
 def index_staff(records: Iterable[dict]) -> dict[int, StaffMember]:
     """/staff as id -> member (active and inactive: departed attorneys still lead old matters)."""
     index: dict[int, StaffMember] = {}
@@ -165,8 +170,8 @@ def index_staff(records: Iterable[dict]) -> dict[int, StaffMember]:
         index[staff_id] = StaffMember(
             id=staff_id,
             email=email.strip() if isinstance(email, str) and "@" in email else None,
-            first_name=(record.get(mc.STAFF_FIRST_NAME) or "").strip(),
-            last_name=(record.get(mc.STAFF_LAST_NAME) or "").strip(),
+            first_name=_name_part(record.get(mc.STAFF_FIRST_NAME)),
+            last_name=_name_part(record.get(mc.STAFF_LAST_NAME)),
             kind=str(record.get(mc.STAFF_TYPE) or "").strip().lower(),
         )
     return index
