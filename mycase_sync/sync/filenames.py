@@ -50,7 +50,10 @@ def safe_filename(name: str | None, extension: str | None = None) -> str:
     """A name safe to file: last path part, no control or reserved characters, extension kept.
 
     `extension` (the record's own field) is added when the name has lost or never had one.
+    Either may be anything a service sent: what is not text counts as absent.
     """
+    name = name if isinstance(name, str) else None
+    extension = extension if isinstance(extension, str) else None
     base = re.split(r"[/\\]", name or "")[-1]
     stem, dot, ext = base.rpartition(".")
     if not dot:
