@@ -159,3 +159,17 @@ def no_contract_breach(sandbox, allow_cut_off: bool = False) -> None:
     for service in (sandbox.mycase, sandbox.casestatus):
         assert service.crashes == []
         assert [v for v in service.violations if not (allow_cut_off and CUT_OFF in v)] == []
+
+
+def assert_job_end_state(sandbox, db_path, job: str, mapped: set[str], allow_cut_off: bool = False) -> None:
+    """What a job must have left once it finished: its records once each, its ledger all sent."""
+    if job == "import-matters":
+        assert_matters_once(sandbox, db_path, expected_matters(sandbox))
+    elif job == "push-messages":
+        assert_messages_once(sandbox, mapped)
+        assert set(ledger_states(db_path, "message").values()) == {"sent"}
+    else:
+        assert_documents_once(sandbox, mapped)
+        assert set(ledger_states(db_path, "document").values()) == {"sent"}
+        assert not (Path(db_path).parent / "push-documents.tmp").exists()
+    no_contract_breach(sandbox, allow_cut_off=allow_cut_off)

@@ -23,7 +23,7 @@ CS = "https://casestatus.example"
 HTML = ("<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n<body><h1>Bad Gateway</h1>"
         "<p>The proxy server received an invalid response.</p>\n<pre>Authorization: Bearer " + ACCESS_TOKEN +
         "</pre></body></html>\n")
-BIG = 8 * 1024 * 1024
+BIG = 4 * 1024 * 1024
 
 
 # (name, HTTP method, URL, call, what a good answer is)

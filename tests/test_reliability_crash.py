@@ -1,14 +1,14 @@
 """Crash anywhere: SIGKILL the CLI at its k-th write, rerun, check the end state.
 
-For each job a clean run first counts the writes it makes (both services); then, for 24 points k
+For each job a clean run first counts the writes it makes (both services); then, for 20 points k
 spread over that count, a fresh firm is run with a hook that kills the CLI as soon as the k-th
-write is committed and before its answer leaves the sandbox, and for 12 more points as the k-th
+write is committed and before its answer leaves the sandbox, and for 6 more points as the k-th
 write arrives, before anything is committed. That covers a matter created whose answer never
 arrived, a note committed whose answer never arrived, a document created whose bytes were never
 sent (between its two steps), bytes uploaded whose confirmation was never recorded, and the last
 write of the run. The next run must finish as a clean run does and leave every matter once in
 Case Status with the right fields (and its stage written once), every message once as a note and
-every document once with the right bytes.
+every document once with the right bytes. Under the soak marker, every write of every job is a point.
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ import pytest
 from conftest import Cli
 from mycase_sync.sandbox.core import WRITE_METHODS
 from mycase_sync.sandbox.server import Sandbox, SandboxConfig
-from reliability_oracle import (
-    active_cases, assert_documents_once, assert_matters_once, assert_messages_once, connect, ledger_states,
-    expected_matters, make_cli, no_contract_breach, seed_imported,
-)
+from reliability_oracle import active_cases, assert_job_end_state, connect, make_cli, seed_imported
 
-POINTS = 24
+POINTS = 20  # after a committed write, per job; before one: BEFORE_POINTS more
+BEFORE_POINTS = 6
 FAST = {"MYCASE_RATE_LIMIT": "1000", "CASESTATUS_RATE_LIMIT": "1000"}
 PUSH_JOBS = ["push-messages", "push-documents"]
 IMPORT = "import-matters"
@@ -169,34 +167,33 @@ def test_the_crash_points_cover_every_kind_of_write(clean_writes):
         assert chosen == kinds, (job, chosen)
 
 
-# After a write: every point of the run. Before a write (nothing committed): half as many.
-MATRIX = [("after", p) for p in range(POINTS)] + [("before", p) for p in range(POINTS // 2)]
+# After a write: POINTS per job. Before a write (nothing committed): BEFORE_POINTS more.
+MATRIX = [("after", p) for p in range(POINTS)] + [("before", p) for p in range(BEFORE_POINTS)]
 
 
 @pytest.mark.parametrize("when, point", MATRIX, ids=[f"{w}-{p}" for w, p in MATRIX])
-@pytest.mark.parametrize("job", PUSH_JOBS)
-def test_a_push_killed_at_any_write_loses_and_duplicates_nothing(connected, sandbox, db_path, clean_writes, job, when, point):
+@pytest.mark.parametrize("job", [IMPORT, *PUSH_JOBS])
+def test_a_job_killed_at_any_write_loses_and_duplicates_nothing(connected, sandbox, db_path, clean_writes, job,
+                                                               when, point):
     writes = clean_writes(job)
-    k = crash_points(len(writes), POINTS if when == "after" else POINTS // 2)[point]
-    mapped = seed_imported(sandbox, db_path, active_cases(sandbox))
-    killed = crash_then_finish(sandbox, connected, job, k, when)
-    if job == "push-messages":
-        assert_messages_once(sandbox, mapped)
-        states = ledger_states(db_path, "message")
-    else:
-        assert_documents_once(sandbox, mapped)
-        states = ledger_states(db_path, "document")
-        assert not (db_path.parent / "push-documents.tmp").exists()
-    assert states and set(states.values()) == {"sent"}, (killed, states)
-    no_contract_breach(sandbox, allow_cut_off=True)
+    k = crash_points(len(writes), POINTS if when == "after" else BEFORE_POINTS)[point]
+    mapped = seed_imported(sandbox, db_path, active_cases(sandbox)) if job != IMPORT else set()
+    crash_then_finish(sandbox, connected, job, k, when, code=clean_writes.exit_code(job))
+    assert_job_end_state(sandbox, db_path, job, mapped, allow_cut_off=True)
 
 
-@pytest.mark.parametrize("when, point", MATRIX, ids=[f"{w}-{p}" for w, p in MATRIX])
-def test_an_import_killed_at_any_write_leaves_each_matter_once_with_the_right_fields(connected, sandbox, db_path,
-                                                                                      clean_writes, when, point):
-    writes = clean_writes(IMPORT)
-    k = crash_points(len(writes), POINTS if when == "after" else POINTS // 2)[point]
-    crash_then_finish(sandbox, connected, IMPORT, k, when, code=clean_writes.exit_code(IMPORT))
-    assert_matters_once(sandbox, db_path, expected_matters(sandbox))
-    no_contract_breach(sandbox, allow_cut_off=True)
-
+@pytest.mark.soak
+@pytest.mark.parametrize("job", [IMPORT, *PUSH_JOBS])
+def test_killed_after_every_single_write_of_a_run(tmp_path, clean_writes, job):
+    """Every k from 1 to the clean run's write count, each on a fresh firm and store."""
+    total = len(clean_writes(job))
+    for k in range(1, total + 1):
+        home = tmp_path / f"k{k}"
+        db_path = home / "state" / "state.db"
+        home.mkdir()
+        with Sandbox(firm_config()) as sandbox:
+            cli = make_cli(sandbox, home, db_path, **FAST)
+            connect(sandbox, db_path)
+            mapped = seed_imported(sandbox, db_path, active_cases(sandbox)) if job != IMPORT else set()
+            crash_then_finish(sandbox, cli, job, k, code=clean_writes.exit_code(job))
+            assert_job_end_state(sandbox, db_path, job, mapped, allow_cut_off=True)

@@ -22,7 +22,7 @@ from reliability_oracle import (
 JOBS = ("import-matters", "push-messages", "push-documents")
 # MYCASE_RATE_LIMIT is per process: three jobs at once share MyCase's 25 requests/s per API client,
 # so each gets a third of it (at 20 each they would be answered 429 until a run gives up with exit 75).
-ENV = {"MYCASE_RATE_LIMIT": "8", "CASESTATUS_RATE_LIMIT": "200"}
+ENV = {"MYCASE_RATE_LIMIT": "7", "CASESTATUS_RATE_LIMIT": "200"}
 
 
 @pytest.fixture
