@@ -32,6 +32,7 @@ from mycase_sync.sync.push import (
 
 SCRATCH_DIR = "push-documents.tmp"
 EXPIRED = (403, 404, 410)  # how a stale download link or pre-signed URL answers
+REFUSED_URL = "security"  # the service named by check_followable_url's refusal
 
 
 class _Hashing:
@@ -134,13 +135,14 @@ class DocumentsJob(Job):
 
     # --- the steps ------------------------------------------------------------------------------
     def download(self, ctx: Context, item: Item, path: Path) -> None:
-        """Case Status bytes into `path`, counted and hashed; a stale link is refreshed once by
-        listing the file again. The size must match the record's before anything is uploaded."""
+        """Case Status bytes into `path`, counted and hashed; a stale link, or one we refuse to
+        follow, is replaced once by listing the file again (the ledger's copy of the record may be
+        from an earlier run). The size must match the record's before anything is uploaded."""
         record = item.record
         try:
             sink = self._fetch(ctx, record, path)
         except (ServiceError, ItemError) as exc:
-            if isinstance(exc, ServiceError) and exc.status not in EXPIRED:
+            if isinstance(exc, ServiceError) and exc.status not in EXPIRED and exc.service != REFUSED_URL:
                 raise
             record = ctx.relist(item)
             if record is None:
