@@ -416,3 +416,91 @@ def test_requests_exceptions_are_all_wrapped(casestatus_client, requests_mock):
     requests_mock.get("https://casestatus.example/v1/api/users", exc=requests.exceptions.InvalidURL("bad"))
     with pytest.raises(ServiceError):
         casestatus_client.list_users()
+
+
+# --- end to end: the real CLI against the sandbox ------------------------------------------------
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_the_state_store_and_everything_beside_it_stay_private_even_with_an_open_umask(connected, sandbox, db_path):
+    import os
+
+    from reliability_oracle import active_cases, seed_imported
+
+    seed_imported(sandbox, db_path, active_cases(sandbox))
+    for job in ("import-matters", "push-messages", "push-documents"):
+        proc = connected.popen(job, "--all" if job != "import-matters" else "--full", preexec_fn=lambda: os.umask(0))
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode in (0, 1), err
+    state = db_path.parent
+    assert _mode(state) == 0o700
+    files = sorted(p for p in state.iterdir())
+    assert db_path in files and any(p.name.endswith(".lock") for p in files)
+    assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
+
+
+def test_verbose_logs_reports_and_errors_of_every_job_carry_no_secret(connected, sandbox, db_path, tmp_path):
+    """-vv and a log file show every request; a token expired at MyCase forces a 401 and a refresh.
+
+    The conftest scanner reads the output, the log, the report and the store's tables afterwards.
+    """
+    from reliability_oracle import active_cases, seed_imported
+
+    seed_imported(sandbox, db_path, active_cases(sandbox))
+    sandbox.clock.advance(2 * 86400)  # the stored access token is now expired as MyCase sees it
+    sandbox.mycase.faults.add("POST", r"/v1/cases/\d+/notes", "500", nth=2)  # one error line too
+    log = tmp_path / "sync.log"
+    results = [connected.run("-vv", "--log-file", str(log), "import-matters", "--report", str(tmp_path / "r.csv")),
+               connected.run("-vv", "--log-file", str(log), "push-messages", "--all"),
+               connected.run("-vv", "--log-file", str(log), "push-documents", "--all"),
+               connected.run("-vv", "--log-file", str(log), "auth", "status", "--json")]
+    assert [r.code for r in results][1:] == [1, 0, 0], [r.output for r in results]
+    assert sandbox.mycase.refresh_calls >= 1 and sandbox.mycase.count(path_regex=r"/v1/.*") > 20
+    text = log.read_text()
+    assert "access token refreshed" in text and "retried next run" in text  # the scan had something to read
+    assert (tmp_path / "r.csv").stat().st_size > 0
+
+
+def test_a_poisoned_download_link_is_never_followed_and_nothing_internal_is_filed(connected, sandbox, db_path):
+    from reliability_oracle import active_cases, seed_imported
+
+    mapped = seed_imported(sandbox, db_path, active_cases(sandbox))
+    cs = sandbox.casestatus
+    poisoned = {}
+    for url, file_id in zip(("file:///etc/passwd", "http://169.254.169.254/latest/meta-data/iam/",
+                             "https://169.254.169.254/latest/", "https://10.0.0.7/admin"), sorted(cs.files)):
+        poisoned[file_id] = url
+    real = cs.download_url
+    cs.download_url = lambda file_id, base_url=None: poisoned.get(file_id) or real(file_id, base_url)
+    result = connected.run("push-documents", "--all")
+    assert result.code == 1, result.output
+    refusals = [line for line in result.stderr.splitlines() if "refusing" in line]
+    assert len(refusals) == len(poisoned), result.stderr
+    assert "Traceback" not in result.output
+    with sandbox.mycase.lock:
+        filed = {d["description"] for d in sandbox.mycase.documents.values()}
+        blobs = [v["data"] or b"" for d in sandbox.mycase.documents.values() for v in d["versions"]]
+    assert not any(f"[casestatus:file:{file_id}]" in text for file_id in poisoned for text in filed)
+    assert not any(b"root:" in blob for blob in blobs)
+    # once Case Status hands out real links again, the same files arrive, once
+    cs.download_url = real
+    assert connected.run("push-documents").code == 0
+    from reliability_oracle import assert_documents_once
+
+    assert_documents_once(sandbox, mapped)
+
+
+def test_a_poisoned_upload_url_never_receives_the_bytes_and_a_later_version_completes_the_document(connected, sandbox, db_path):
+    from reliability_oracle import active_cases, assert_documents_once, seed_imported
+
+    mapped = seed_imported(sandbox, db_path, active_cases(sandbox))
+    mc = sandbox.mycase
+    real = mc._upload_fields
+    mc._upload_fields = lambda req, version: {**real(req, version), "put_url": "http://169.254.169.254/upload"}
+    result = connected.run("push-documents", "--all")
+    assert result.code == 1 and "refusing" in result.stderr and "Traceback" not in result.output
+    assert mc.count("PUT") == 0  # not one byte went anywhere
+    mc._upload_fields = real
+    assert connected.run("push-documents").code == 0
+    assert_documents_once(sandbox, mapped)
