@@ -22,8 +22,8 @@ TARGET = 1.15
 def backfill(args, workers: int | None) -> dict:
     latency = (args.latency_ms / 1000,) * 2 if args.latency_ms else None
     cs_latency = (args.casestatus_latency_ms / 1000,) * 2 if args.casestatus_latency_ms else None
-    settings = {"MYCASE_RATE_LIMIT": f"{harness.tool_rate(args.mycase_limit):g}",
-                "CASESTATUS_RATE_LIMIT": f"{harness.tool_rate(args.casestatus_limit):g}",
+    settings = {"MYCASE_RATE_LIMIT": f"{harness.tool_rate(args.mycase_limit, args.tool_share):g}",
+                "CASESTATUS_RATE_LIMIT": f"{harness.tool_rate(args.casestatus_limit, args.tool_share):g}",
                 "MYCASE_SYNC_TIMEOUT": "60"}
     if workers is not None:
         settings["MYCASE_SYNC_WORKERS"] = str(workers)
@@ -38,7 +38,12 @@ def backfill(args, workers: int | None) -> dict:
         counts = sandbox.call("counts")
     mycase, casestatus = stats["mycase"], stats["casestatus"]
     floor = max(mycase["admitted"] / args.mycase_limit, casestatus["admitted"] / args.casestatus_limit)
+    from mycase_sync.config import default_workers
+
+    workers_used = workers or default_workers(harness.tool_rate(args.mycase_limit, args.tool_share),
+                                              harness.tool_rate(args.casestatus_limit, args.tool_share))
     return {"run": run, "stats": stats, "counts": counts, "floor": floor, "settings": settings,
+            "workers": f"{workers_used}" if workers is not None else f"{workers_used} (default)",
             "span": max(s["last_at"] or 0 for s in (mycase, casestatus))
             - min(s["first_at"] or math.inf for s in (mycase, casestatus))}
 
@@ -51,6 +56,8 @@ def main() -> None:
                         help="Case Status latency, if it should differ from --latency-ms")
     parser.add_argument("--mycase-limit", type=float, default=25, help="MyCase requests/s (default 25)")
     parser.add_argument("--casestatus-limit", type=float, default=100, help="Case Status requests/s (default 100)")
+    parser.add_argument("--tool-share", type=float, default=0.95,
+                        help="the tool's rate limits as a share of the sandbox's (default 0.95)")
     parser.add_argument("--workers", type=int, default=None,
                         help="MYCASE_SYNC_WORKERS for the main run (default: the tool's own default)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the one-worker run")
@@ -68,7 +75,7 @@ def main() -> None:
         mycase, casestatus = result["stats"]["mycase"], result["stats"]["casestatus"]
         wall = result["run"].wall
         rows.append([
-            name, result["settings"].get("MYCASE_SYNC_WORKERS", "default"),
+            name, result["workers"],
             result["counts"]["casestatus"]["cases"],
             f"{mycase['admitted']} (+{mycase['requests'] - mycase['admitted']} other)",
             casestatus["admitted"], mycase["throttled"] + casestatus["throttled"],

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import harness
 
-SETTINGS = {"MYCASE_RATE_LIMIT": "24", "CASESTATUS_RATE_LIMIT": "98", "MYCASE_SYNC_TIMEOUT": "30"}
+SETTINGS = {"MYCASE_RATE_LIMIT": f"{harness.tool_rate(25):g}", "CASESTATUS_RATE_LIMIT": f"{harness.tool_rate(100):g}",
+            "MYCASE_SYNC_TIMEOUT": "30"}
 TARGET_EXCESS = 0.4
 
 
