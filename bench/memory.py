@@ -48,7 +48,8 @@ def document_run(size: int) -> list:
         cpu = sandbox.call("cpu") - cpu
         sizes = sandbox.call("document_sizes")
     landed = "landed in MyCase whole" if size in sizes else "NOT in MyCase"
-    return [f"push-documents, one {size / GB:g} GB file", f"{run.peak_rss_mb:.0f} MB", harness.seconds(run.wall),
+    shown = f"{size / GB:g} GB" if size >= GB else f"{size >> 20} MB"
+    return [f"push-documents, one {shown} file", f"{run.peak_rss_mb:.0f} MB", harness.seconds(run.wall),
             f"{harness.seconds(run.cpu)} / {harness.seconds(cpu)}", landed, f"exit {run.code}"], run.peak_rss_mb
 
 
