@@ -80,6 +80,13 @@ def run_like_cron(cli, sandbox, seconds: float, feeder: Feeder) -> dict[str, lis
     return finished
 
 
+def finish_after_the_feeder(cli) -> None:
+    """One more run of each job for what the feeder added after their last runs had started."""
+    assert cli.run("import-matters", extra_env=ENV).code in (0, 1)
+    for job in ("push-messages", "push-documents"):
+        assert cli.run(job, "--all", extra_env=ENV).code == 0
+
+
 def check_runs(finished: dict[str, list]) -> None:
     for job, runs in finished.items():
         assert runs, f"{job} never ran"
@@ -116,8 +123,7 @@ def test_three_jobs_at_once_with_two_second_tokens_refresh_once_per_expiry(conne
     check_runs(finished)
     count = check_refreshes(sandbox, lifetime)
     assert count <= (elapsed + 5) / (0.75 * lifetime) + 2, (count, elapsed)
-    for job in ("push-messages", "push-documents"):  # the last additions of the feeder
-        assert connected.run(job, "--all", extra_env=ENV).code == 0
+    finish_after_the_feeder(connected)
     assert_matters_once(sandbox, db_path, expected_matters(sandbox))
     assert_messages_once(sandbox, set(wanted))
     assert_documents_once(sandbox, set(wanted))
@@ -166,8 +172,7 @@ def test_three_jobs_at_once_with_five_second_tokens_for_a_minute(tmp_path):
         check_runs(finished)
         count = check_refreshes(sandbox, 5)
         assert count <= (elapsed + 5) / 3.75 + 2
-        for job in ("push-messages", "push-documents"):
-            assert cli.run(job, "--all", extra_env=ENV).code == 0
+        finish_after_the_feeder(cli)
         assert_matters_once(sandbox, db_path, expected_matters(sandbox))
         assert_messages_once(sandbox, set(wanted))
         assert_documents_once(sandbox, set(wanted))
