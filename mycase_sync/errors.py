@@ -68,3 +68,7 @@ class ServiceError(SyncError):
 
 class OutcomeUnknown(ServiceError):
     """A write was sent but no answer came back (timeout, dropped connection): it may have landed."""
+
+
+class ServiceUnavailable(ServiceError, TemporaryError):
+    """Still 429/502/503/504 after the HTTP layer's retries: the service is down, not the record (exit 75)."""

@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from mycase_sync.errors import OutcomeUnknown, ServiceError, TemporaryError
+from mycase_sync.errors import OutcomeUnknown, ServiceError, ServiceUnavailable, TemporaryError
 from mycase_sync.redact import redact
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,8 @@ def error_detail(response: requests.Response) -> str:
     except ValueError:
         text = response.text.strip().splitlines()
         kind = response.headers.get("Content-Type", "").split(";")[0]
+        if kind.endswith("xml") or (text and text[0].lstrip().startswith("<?xml")):
+            return _xml_error(response.text)
         if kind == "text/html" or (text and text[0].lstrip().startswith("<")):
             return f"unexpected {kind or 'HTML'} page"
         # Redact before cutting: a cut through a secret would leave a prefix no pattern matches.
@@ -118,6 +120,13 @@ def error_detail(response: requests.Response) -> str:
                     where = err.get("field") or source.get("pointer") or source.get("parameter")
                     parts.append(f"{where}: {text}" if where else str(text))
     return redact("; ".join(p for p in parts if p))[:300]
+
+
+def _xml_error(text: str) -> str:
+    """S3-style `<Error><Code>…</Code><Message>…</Message></Error>` (upload and download URLs)."""
+    found = {tag: re.search(rf"<{tag}>([^<]{{0,200}})</{tag}>", text) for tag in ("Code", "Message")}
+    words = [m.group(1).strip() for m in found.values() if m and m.group(1).strip()]
+    return redact(": ".join(words))[:300] if words else "unexpected XML answer"
 
 
 class ServiceSession(requests.Session):
@@ -230,7 +239,12 @@ def raise_for_status(service: str, response: requests.Response) -> requests.Resp
     """Turn an error answer into a ServiceError with the service's own (redacted) words."""
     if response.status_code >= 400:
         path = urlsplit(response.url).path
-        raise ServiceError(service, response.request.method or "?", path, response.status_code, error_detail(response))
+        method = response.request.method or "?"
+        status = response.status_code
+        if status == 429 or (status in RETRY_STATUSES and method in SAFE_METHODS):
+            # Already retried with backoff by ServiceSession: the service is down for now, not this record.
+            raise ServiceUnavailable(service, method, path, status, error_detail(response))
+        raise ServiceError(service, method, path, status, error_detail(response))
     return response
 
 

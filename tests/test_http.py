@@ -13,7 +13,7 @@ import pytest
 import requests
 import requests_mock as rm
 
-from mycase_sync.errors import OutcomeUnknown, ServiceError, TemporaryError
+from mycase_sync.errors import EXIT_PARTIAL, EXIT_TEMPORARY, OutcomeUnknown, ServiceError, ServiceUnavailable, TemporaryError
 from mycase_sync.http import (
     MAX_RETRY_AFTER,
     RateLimiter,
@@ -395,6 +395,39 @@ def test_a_secret_cut_by_the_length_limit_leaves_no_prefix_behind(mock):
         kwargs = {"json": body} if body else {"text": "y" * 190 + key, "headers": {"Content-Type": "text/plain"}}
         detail = error_detail(answer(mock, 500, **kwargs))
         assert key[:6] not in detail
+
+
+def test_an_s3_xml_error_is_read_not_called_an_html_page(mock):
+    xml = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+           "<Message>Request has expired</Message><RequestId>X1</RequestId></Error>")
+    response = answer(mock, 403, method="PUT", text=xml, headers={"Content-Type": "application/xml"})
+    assert error_detail(response) == "AccessDenied: Request has expired"
+    bare = answer(mock, 400, text="<Error><Code>BadDigest</Code></Error>", headers={"Content-Type": "text/xml"})
+    assert error_detail(bare) == "BadDigest"
+    assert error_detail(answer(mock, 400, text="<?xml version='1.0'?><x/>")) == "unexpected XML answer"
+
+
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_a_read_still_failing_after_the_retries_is_temporary(mock, status):
+    """The service is down, not the record: exit 75, and the next run carries on."""
+    error = service_error(answer(mock, status, json={"message": "down"}))
+    assert isinstance(error, ServiceUnavailable) and isinstance(error, TemporaryError)
+    assert error.exit_code == EXIT_TEMPORARY and error.status == status
+    assert str(error) == f"MyCase GET /v1/cases: HTTP {status}: down"
+
+
+@pytest.mark.parametrize("status,temporary", [(500, False), (502, False), (503, False), (429, True)])
+def test_a_write_answered_5xx_stays_a_record_error_but_429_is_temporary(mock, status, temporary):
+    """A 5xx write may have landed (the caller reads before writing again); a 429 was refused unprocessed."""
+    with pytest.raises(ServiceError) as caught:
+        raise_for_status("MyCase", answer(mock, status, method="POST"))
+    assert isinstance(caught.value, TemporaryError) is temporary
+    assert caught.value.exit_code == (EXIT_TEMPORARY if temporary else EXIT_PARTIAL)
+
+
+def test_a_get_500_after_the_retries_is_a_record_error(mock):
+    error = service_error(answer(mock, 500, json={"message": "boom"}))
+    assert not isinstance(error, TemporaryError)
 
 
 def test_raise_for_status_passes_success_through(mock):

@@ -363,6 +363,40 @@ def test_an_item_failing_ten_runs_is_parked_shown_by_status_and_retried_on_reque
     assert target in notes_by_marker(sandbox)
 
 
+@pytest.mark.parametrize("service, method, path", [
+    ("casestatus", "GET", MESSAGES_LIST),  # the list of new messages cannot be read
+    ("mycase", "POST", NOTES),             # MyCase refuses every note with 429 (rate limited)
+])
+def test_a_service_down_for_the_whole_run_is_exit_75_and_counts_against_no_item(connected, sandbox, db_path,
+                                                                                service, method, path):
+    """Still 503/429 after the retries: the service is down, not the message. Nothing is parked or
+    counted as a failed attempt, and the next run delivers everything once."""
+    mapped = import_cases(connected, db_path, active_cases(sandbox))
+    if service == "casestatus":
+        connected.run("push-messages")  # a first run claims the history; then one new message
+        sandbox.casestatus.add_message(min(mapped), "incoming", "sent while Case Status was down", "Jane Doe")
+    getattr(sandbox, service).faults.add(method, path, "503" if method == "GET" else "429", nth=1, times=1000)
+    result = connected.run("push-messages")
+    assert result.code == 75, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert ("HTTP 503" if method == "GET" else "HTTP 429") in result.stderr
+    assert "Traceback" not in result.output
+    store = open_store(db_path)
+    try:
+        unsent = [row[0] for row in store.db.execute(
+            "select attempts from ledger where kind = 'message' and state not in ('sent', 'waiting')")]
+        outcome = store.db.execute("select outcome from runs where job = 'push-messages' order by id desc").fetchone()[0]
+    finally:
+        store.close()
+    assert outcome == "temporary"
+    if service == "mycase":
+        assert unsent and set(unsent) == {0}  # every message still to send, none charged an attempt
+    getattr(sandbox, service).faults.clear()
+    assert connected.run("push-messages").code == 0
+    assert set(ledger_states(db_path, "message").values()) <= {"sent", "waiting"}
+    assert_notes_exactly_once(sandbox, mapped)
+
+
 # Forks the command, waits for it and writes its own peak RSS (KB) to the file named first.
 _PEAK_RSS_LAUNCHER = """
 import os, sys
