@@ -7,11 +7,12 @@ start fast.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sys
 
 import click
 
-from mycase_sync.errors import EXIT_CONFIG, EXIT_TEMPORARY, SyncError
+from mycase_sync.errors import EXIT_CONFIG, EXIT_TEMPORARY, LockHeld, SyncError
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -300,6 +301,16 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_TEMPORARY
     except click.ClickException as exc:
         exc.show()
+        code = exc.exit_code
+    except LockHeld as exc:
+        # The previous run is still going: normal under cron (a slow backfill overlapping the next
+        # tick), so cron gets no mail for it; a person at a terminal, -v and the log file still see it.
+        from mycase_sync.output import is_terminal
+
+        if is_terminal():
+            click.echo(f"mycase-sync: {redact(exc)}", err=True)
+        else:
+            logging.getLogger("mycase_sync").info("%s", exc)
         code = exc.exit_code
     except SyncError as exc:
         click.echo(f"mycase-sync: {redact(exc)}", err=True)

@@ -17,6 +17,7 @@ from mycase_sync.errors import ConfigError
 from mycase_sync.redact import RedactingFilter
 
 LOGGER = "mycase_sync"
+RUN_LOGGER = "mycase_sync.runs"  # the one summary line per run, for the log file
 
 
 class RunIdFilter(logging.Filter):
@@ -60,6 +61,8 @@ def setup_logging(verbose: int = 0, quiet: bool = False, log_file: str | None = 
     console.setLevel(level)
     console.setFormatter(logging.Formatter("%(message)s"))
     console.addFilter(RedactingFilter())
+    if not verbose:
+        console.addFilter(lambda record: record.name != RUN_LOGGER)
     root.addHandler(console)
     root.setLevel(logging.DEBUG)
     root.propagate = False

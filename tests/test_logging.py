@@ -159,6 +159,10 @@ def test_jobs_log_to_the_file_with_their_run_id_and_say_nothing_on_success(conne
         assert by_run.get(run_id), f"no log line for the {job} run {run_id}"
     assert any(re.match(r"push-messages: \d+ sent", text) for text in by_run[runs["push-messages"]])
     assert any(re.match(r"push-documents: \d+ sent", text) for text in by_run[runs["push-documents"]])
+    for job, run_id in runs.items():  # and one summary line per finished run: outcome, duration, counts
+        summaries = [t for t in by_run[run_id] if re.match(rf"{job} (success|partial) in \d+\.\d s(: |$)", t)]
+        assert len(summaries) == 1, by_run[run_id]
+    assert re.search(r"push-messages success in \d+\.\d s: .*\bsent=\d+", "\n".join(by_run[runs["push-messages"]]))
     text = log_file.read_text()
     for secret in (sandbox.config.client_secret, sandbox.config.api_key, *tokens):
         assert secret not in text
