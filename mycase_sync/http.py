@@ -7,16 +7,20 @@ one place means one set of tests.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import fcntl
 import ipaddress
 import logging
 import math
+import os
 import random
 import re
 import socket
 import threading
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -58,8 +62,9 @@ class RateLimiter:
         self._next = 0.0
         self.granted = 0
 
-    def acquire(self) -> None:
-        with self._lock:
+    def acquire(self) -> float:
+        """Wait for the next free slot; returns the slot's time (on the limiter's clock)."""
+        with self._lock, self._shared():
             now = self._clock()
             slot = max(now, self._next)
             self._next = slot + self.interval
@@ -67,11 +72,63 @@ class RateLimiter:
         wait = slot - now
         if wait > 0:
             self._sleep(wait)
+        return slot
 
     def slow_down(self, seconds: float) -> None:
         """After a 429: nobody sends before `seconds` from now."""
-        with self._lock:
+        with self._lock, self._shared():
             self._next = max(self._next, self._clock() + seconds)
+
+    @contextlib.contextmanager
+    def _shared(self) -> Iterator[None]:
+        """Where a subclass reads and writes `_next` from outside this process."""
+        yield
+
+
+class SharedRateLimiter(RateLimiter):
+    """The same spacing, shared by every process that uses one state store.
+
+    The limit belongs to the account, not to a process: cron may run the import and both pushes
+    at once, and three processes at 20/s each would break MyCase's 25/s. The next free slot (wall
+    clock seconds) lives in a small file beside the store, read and written under flock.
+    """
+
+    MAX_AHEAD = MAX_RETRY_AFTER + 180.0  # beyond any queue plus Retry-After: the clock was set back
+
+    def __init__(self, rate: float, path: Path, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep):
+        super().__init__(rate, clock=clock, sleep=sleep)
+        self.path = path
+        self._fd: int | None = None
+
+    @contextlib.contextmanager
+    def _shared(self) -> Iterator[None]:
+        if self._fd is None:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            try:
+                stored = float(os.pread(self._fd, 64, 0) or b"0")
+            except ValueError:  # a torn or foreign file: start afresh
+                stored = 0.0
+            if stored > self._clock() + self.MAX_AHEAD:
+                stored = 0.0
+            self._next = stored
+            yield
+            os.pwrite(self._fd, f"{self._next:<32.6f}".encode(), 0)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def rate_file(db_path: Path, service: str) -> Path:
+    """`state.db.mycase.rate`: the shared next-slot file of one service, beside the state store."""
+    return db_path.with_name(f"{db_path.name}.{service.lower().replace(' ', '')}.rate")
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -136,19 +193,26 @@ class ServiceSession(requests.Session):
     instance a create that the service refuses with 409 when repeated).
     """
 
-    def __init__(self, service: str, rate: float, timeout: float, backoff_base: float = 1.0, max_retries: int = 5):
+    def __init__(self, service: str, rate: float, timeout: float, backoff_base: float = 1.0, max_retries: int = 5,
+                 shared_with: Path | None = None):
         super().__init__()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_CONNECTIONS)
         self.mount("https://", adapter)
         self.mount("http://", adapter)
         self.service = service
-        self.limiter = RateLimiter(rate)
+        # shared_with: the state store, whose other processes (the other cron jobs) share this rate.
+        self.limiter = SharedRateLimiter(rate, rate_file(shared_with, service)) if shared_with else RateLimiter(rate)
         self.timeout = (CONNECT_TIMEOUT, timeout)
         self.backoff_base = backoff_base
         self.max_retries = max_retries
         self.sleep: Callable[[float], None] = time.sleep
         self.requests_sent = 0
         self.headers["User-Agent"] = "mycase-sync"
+
+    def close(self) -> None:
+        super().close()
+        if isinstance(self.limiter, SharedRateLimiter):
+            self.limiter.close()
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:
         """A redirect is a URL handed to us by a service: it passes check_followable_url too.

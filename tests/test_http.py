@@ -17,11 +17,13 @@ from mycase_sync.errors import EXIT_PARTIAL, EXIT_TEMPORARY, OutcomeUnknown, Ser
 from mycase_sync.http import (
     MAX_RETRY_AFTER,
     RateLimiter,
+    SharedRateLimiter,
     ServiceSession,
     check_followable_url,
     error_detail,
     json_body,
     raise_for_status,
+    rate_file,
 )
 from mycase_sync.redact import register_secret
 
@@ -304,6 +306,61 @@ def test_the_rate_limiter_does_not_sleep_when_requests_are_already_spaced():
         clock.now += 1.0
     assert clock.slept == []
     assert limiter.granted == 10
+
+
+def test_limiters_sharing_a_file_space_their_requests_together(tmp_path):
+    """Two limiters on one file stand for two cron jobs: their grants interleave, one interval apart."""
+    clock = FakeClock()
+    path = rate_file(tmp_path / "state.db", "MyCase")
+    assert path.name == "state.db.mycase.rate"
+    one, two = (SharedRateLimiter(10, path, clock=clock, sleep=clock.sleep) for _ in range(2))
+    slots = []
+    for _ in range(50):
+        slots.append(one.acquire())
+        slots.append(two.acquire())
+        slots.append(two.acquire())
+    assert slots == pytest.approx([n * 0.1 for n in range(150)])  # never two in one slot
+    asked_at = clock.now
+    one.slow_down(5)  # a 429 seen by one process holds back the other as well
+    assert two.acquire() == pytest.approx(asked_at + 5)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    one.close(), two.close()
+
+
+def test_a_shared_slot_far_ahead_of_the_clock_is_forgotten(tmp_path):
+    """The clock was set back (or the file is garbage): do not wait hours for a slot."""
+    clock = FakeClock()
+    clock.now = 1_000_000.0
+    path = tmp_path / "state.db.mycase.rate"
+    for content in (f"{clock.now + 86400}", "not a number"):
+        path.write_text(content)
+        limiter = SharedRateLimiter(10, path, clock=clock, sleep=clock.sleep)
+        assert limiter.acquire() == pytest.approx(clock.now)
+        limiter.close()
+
+
+_SHARED_WORKER = """
+import sys
+from pathlib import Path
+from mycase_sync.http import SharedRateLimiter
+limiter = SharedRateLimiter(float(sys.argv[2]), Path(sys.argv[1]))
+print("\\n".join(repr(limiter.acquire()) for _ in range(int(sys.argv[3]))))
+"""
+
+
+def test_processes_sharing_a_store_keep_one_rate_between_them(tmp_path):
+    """Three real processes at 40/s each: the slots they are given keep 40/s between them all."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "state.db.mycase.rate"
+    procs = [subprocess.Popen([sys.executable, "-c", _SHARED_WORKER, str(path), "40", "30"],
+                              stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    slots = sorted(float(line) for proc in procs for line in proc.communicate(timeout=60)[0].split())
+    assert all(proc.returncode == 0 for proc in procs)
+    assert len(slots) == 90
+    gaps = [later - earlier for earlier, later in zip(slots, slots[1:])]
+    assert min(gaps) >= 1 / 40 - 1e-6
 
 
 def test_slow_down_pushes_the_next_slot_and_never_pulls_it_earlier():

@@ -9,7 +9,8 @@ import pytest
 
 from mycase_sync.sandbox.server import SandboxConfig
 from reliability_oracle import (
-    active_cases, assert_matters_once, assert_messages_once, expected_matters, no_contract_breach, seed_imported,
+    active_cases, assert_documents_once, assert_matters_once, assert_messages_once, expected_matters, no_contract_breach,
+    seed_imported,
 )
 
 
@@ -87,5 +88,30 @@ def test_a_case_status_429_storm_during_a_backfill_keeps_to_the_rate_and_the_imp
     assert_matters_once(sandbox, db_path, expected_matters(sandbox))
     arrivals = arrival_times(sandbox.casestatus, "/v1/api/")
     assert sum(1 for _, e in arrivals if e["fault"] == "429") >= 3
+    assert busiest_second([t for t, _ in arrivals]) <= rate
+    no_contract_breach(sandbox)
+
+
+def test_two_jobs_at_once_share_one_mycase_rate(connected, sandbox, db_path):
+    """Cron runs push-messages and push-documents at the same minute: the MyCase limit belongs to the
+    account, so together they keep the configured rate, not twice it."""
+    rate = 10
+    mapped = sorted(seed_imported(sandbox, db_path, active_cases(sandbox)))
+    for n in range(40):
+        sandbox.casestatus.add_message(mapped[n % len(mapped)], "incoming", f"message {n}", "Jane Doe")
+        sandbox.casestatus.add_file(mapped[n % len(mapped)], f"scan {n}.pdf", data=f"page {n}".encode())
+    env = {"MYCASE_RATE_LIMIT": str(rate)}
+    procs = [connected.popen(job, "--all", extra_env=env) for job in ("push-messages", "push-documents")]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out + err
+    assert_messages_once(sandbox, mapped)
+    assert_documents_once(sandbox, mapped)
+
+    arrivals = arrival_times(sandbox.mycase, "/v1/")
+    notes = [t for t, e in arrivals if e["path"].endswith("/notes")]
+    documents = [t for t, e in arrivals if e["path"].endswith("/documents")]
+    overlap = min(notes[-1], documents[-1]) - max(notes[0], documents[0])
+    assert overlap > 1.0, "the two jobs must really have run at the same time"
     assert busiest_second([t for t, _ in arrivals]) <= rate
     no_contract_breach(sandbox)

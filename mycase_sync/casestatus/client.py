@@ -86,7 +86,8 @@ DOWNLOAD_CHUNK = 1024 * 1024
 class CaseStatusClient:
     def __init__(self, settings):
         self.base = settings.casestatus_api_url
-        self.session = ServiceSession(SERVICE, settings.casestatus_rate_limit, settings.timeout, settings.backoff_base)
+        self.session = ServiceSession(SERVICE, settings.casestatus_rate_limit, settings.timeout, settings.backoff_base,
+                                      shared_with=settings.db_path)
         self.session.headers["Authorization"] = f"{AUTH_SCHEME} {settings.casestatus_api_key}"
         # File downloads: a link that needs no key; never send it ours.
         self.downloads = ServiceSession("Case Status files", 1000.0, settings.timeout, settings.backoff_base)

@@ -76,7 +76,8 @@ class TokenRefused(SyncError):
 
 def token_session(settings) -> ServiceSession:
     """A session for /tokens: our timeouts and rate limit; a POST is repeated only if never sent."""
-    return ServiceSession("MyCase", settings.mycase_rate_limit, settings.timeout, settings.backoff_base)
+    return ServiceSession("MyCase", settings.mycase_rate_limit, settings.timeout, settings.backoff_base,
+                          shared_with=settings.db_path)
 
 
 def post_tokens(session: requests.Session, settings, grant: dict[str, str]) -> dict[str, Any]:

@@ -100,7 +100,8 @@ class MyCaseClient:
     def __init__(self, settings, tokens):
         self.base = settings.mycase_api_url
         self.tokens = tokens
-        self.session = ServiceSession(SERVICE, settings.mycase_rate_limit, settings.timeout, settings.backoff_base)
+        self.session = ServiceSession(SERVICE, settings.mycase_rate_limit, settings.timeout, settings.backoff_base,
+                                      shared_with=settings.db_path)
         self.session.auth = BearerAuth(tokens)
         # Uploads go to S3: another host, no Bearer token, no MyCase rate limit.
         self.uploads = ServiceSession("S3", 1000.0, settings.timeout, settings.backoff_base)
