@@ -37,7 +37,8 @@ def _text(value: Any) -> str | None:
     return redact(value) if value else None
 
 
-def _connection(store: Store) -> dict[str, Any]:
+def connection_summary(store: Store) -> dict[str, Any]:
+    """The stored MyCase connection (who, which firm, token expiries), shared with `auth status`."""
     row = next(iter(store.db.query("select * from tokens order by id limit 1")), None)
     if not row or not row.get("access_token"):
         return {"connected": False, "needs_reauth": False, "reauth_reason": None, "user": None, "user_email": None,
@@ -142,7 +143,7 @@ def collect(store: Store, now: dt.datetime | None = None) -> dict[str, Any]:
     report = {
         "checked_at": now.isoformat(),
         "state_store": str(store.path),
-        "connection": _connection(store),
+        "connection": connection_summary(store),
         "jobs": jobs,
     }
     report["problems"] = problems(report, now)
@@ -218,7 +219,7 @@ def show_status(app, as_json: bool = False, check: bool = False) -> int:
     return 1 if check and report["problems"] else 0
 
 
-def _when(value: str | None, zone: str = " UTC") -> str:
+def format_when(value: str | None, zone: str = " UTC") -> str:
     """An ISO time as 'YYYY-MM-DD HH:MM UTC', short enough for a table."""
     moment = parse_iso(value)
     return f"{moment.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M}{zone}" if moment else "never"
@@ -236,12 +237,12 @@ def _jobs_table(jobs: dict):
     def row(label: str, cell) -> None:
         table.add_row(label, *(cell(job) for job in jobs))
 
-    row("last run (UTC)", lambda job: _when(runs[job].get("started_at"), ""))
+    row("last run (UTC)", lambda job: format_when(runs[job].get("started_at"), ""))
     row("outcome", lambda job: runs[job].get("outcome") or "")
     row("duration", lambda job: f"{runs[job]['duration_s']:g} s" if runs[job].get("duration_s") is not None else "")
     row("counts", lambda job: ", ".join(
         f"{k} {v}" for k, v in (runs[job].get("counts") or {}).items() if v and k not in DIAGNOSTIC_COUNTS))
-    row("last completed", lambda job: _when(jobs[job]["last_success"], ""))
+    row("last completed", lambda job: format_when(jobs[job]["last_success"], ""))
     row("imported / sent", lambda job: str(items[job].get("sent", items[job].get("imported", 0))))
     row("pending", lambda job: str(items[job]["pending"]))
     row("  after an error", lambda job: str(items[job]["retrying"]) if "retrying" in items[job] else "-")
@@ -267,8 +268,8 @@ def _print_table(report: dict) -> None:
     conn = report["connection"]
     if conn["connected"]:
         say(f"MyCase: connected as {conn['user'] or '?'} to {conn['firm'] or '?'}; "
-            f"access token until {_when(conn['access_expires_at'])}, "
-            f"authorization (refresh token) until {_when(conn['refresh_expires_at'])}")
+            f"access token until {format_when(conn['access_expires_at'])}, "
+            f"authorization (refresh token) until {format_when(conn['refresh_expires_at'])}")
     elif conn["needs_reauth"]:
         say(f"MyCase: authorization expired or revoked ({conn['reauth_reason'] or 'no reason given'})", "bold red")
     else:

@@ -76,8 +76,9 @@ class TokenRefused(SyncError):
 
 def token_session(settings) -> ServiceSession:
     """A session for /tokens: our timeouts and rate limit; a POST is repeated only if never sent."""
-    return ServiceSession("MyCase", settings.mycase_rate_limit, settings.timeout, settings.backoff_base,
-                          shared_with=settings.db_path)
+    # Not the shared API rate file: /tokens is on the auth host, called once a day, and a refresh
+    # must not queue behind other jobs' API requests (its expiry is counted from before the send).
+    return ServiceSession("MyCase", settings.mycase_rate_limit, settings.timeout, settings.backoff_base)
 
 
 def post_tokens(session: requests.Session, settings, grant: dict[str, str]) -> dict[str, Any]:
@@ -601,11 +602,11 @@ def connection_report(app, now: dt.datetime | None = None) -> dict[str, Any]:
     """The connection as `auth status --json` prints it: who, which firm, expiries; never a token."""
     from pathlib import Path
 
-    from mycase_sync.status import REFRESH_WARNING, _connection
+    from mycase_sync.status import REFRESH_WARNING, connection_summary
 
     now = now or utcnow()
     path = Path(app.settings.db_path)
-    report = _connection(app.store) if path.exists() else _connection_missing()
+    report = connection_summary(app.store) if path.exists() else _connection_missing()
     warnings: list[str] = []
     refresh_expires = parse_iso(report.get("refresh_expires_at"))
     if report["connected"] and refresh_expires is not None:
@@ -629,7 +630,7 @@ def show_status(app, as_json: bool = False, verify: bool = False) -> int:
 
     import click
 
-    from mycase_sync.status import _when
+    from mycase_sync.status import format_when
 
     report = connection_report(app)
     if verify:
@@ -644,9 +645,9 @@ def show_status(app, as_json: bool = False, verify: bool = False) -> int:
     elif report["connected"]:
         email = f" <{report['user_email']}>" if report.get("user_email") and report["user_email"] != report["user"] else ""
         click.echo(f"MyCase: connected as {report['user'] or '?'}{email} to {report['firm'] or '?'}")
-        click.echo(f"  access token expires:   {_when(report['access_expires_at'])} (renewed automatically)")
-        click.echo(f"  authorization expires:  {_when(report['refresh_expires_at'])} (each refresh renews it)")
-        click.echo(f"  last refresh:           {_when(report['last_refresh_at'])}")
+        click.echo(f"  access token expires:   {format_when(report['access_expires_at'])} (renewed automatically)")
+        click.echo(f"  authorization expires:  {format_when(report['refresh_expires_at'])} (each refresh renews it)")
+        click.echo(f"  last refresh:           {format_when(report['last_refresh_at'])}")
         if verify:
             click.echo("  verified: MyCase answered with this connection")
     elif report["needs_reauth"]:
