@@ -200,7 +200,7 @@ def test_a_case_status_refusal_is_recorded_and_retried_next_run(connected, sandb
 
 
 @pytest.mark.parametrize("method, path", [("POST", r"/v1/api/cases"), ("GET", r"/v1/api/cases")])
-def test_case_status_down_mid_run_is_exit_75_and_the_next_run_finishes(connected, sandbox, method, path):
+def test_case_status_down_mid_run_is_exit_75_and_the_next_run_finishes(connected, sandbox, db_path, method, path):
     wanted = created_fields(sandbox)
     if method == "GET":  # lookups happen once the backfill is done: a new matter after it
         connected.run(JOB)
@@ -221,6 +221,9 @@ def test_case_status_down_mid_run_is_exit_75_and_the_next_run_finishes(connected
     with sandbox.casestatus.lock:
         attempts = sum(1 for e in sandbox.casestatus.journal if e["method"] == method and e["path"] == "/v1/api/cases")
     assert attempts < len(wanted)  # it stopped rather than trying every matter
+    with _store(db_path) as store:  # Case Status being down is no matter's fault: none charged an attempt
+        charged = store.db.execute("select count(*) from matters where attempts > 0 and last_error like '%unavailable%'").fetchone()[0]
+    assert charged == 0
     sandbox.casestatus.faults.clear()
     assert connected.run(JOB).code == 1
     assert_exactly_once(sandbox, wanted)

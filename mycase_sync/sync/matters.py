@@ -52,6 +52,7 @@ import datetime as dt
 import itertools
 import json
 import logging
+import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -129,6 +130,7 @@ class ImportRun:
         self.with_notes = 0
         self.unqueued = 0  # failures the store could not queue for retry (no usable id)
         self.temporary: TemporaryError | None = None
+        self.unavailable = threading.Event()  # a worker found Case Status down: the others stop writing
         self.staff: dict = {}
         self.users: set[str] = set()
         self.retry: set[str] = set()
@@ -311,6 +313,10 @@ class ImportRun:
         api = self.casestatus
         wanted = matter.fields
         out = Outcome(matter, FAILED)
+        if self.unavailable.is_set():  # queued before another worker found Case Status down: not tried
+            out.state, out.error = (PENDING if row is None or not row.trusted else row.state), "not tried: Case Status unavailable"
+            out.temporary = TemporaryError("Case Status unavailable")
+            return out
         known = row is not None and row.trusted  # do we know what Case Status holds?
         writing = False
         retried = True  # the request that failed was repeated by the HTTP layer before giving up
@@ -365,6 +371,7 @@ class ImportRun:
         except ServiceError as exc:
             if exc.status in UNAVAILABLE and retried:  # still after the retries: Case Status is down, stop
                 out.temporary = TemporaryError(f"Case Status unavailable: {exc}")
+                self.unavailable.set()
             if exc.status == 404 and out.casestatus_id is not None:
                 out.state, out.error = PENDING, f"case {out.casestatus_id} is no longer in Case Status: {exc}"
             elif not known or (writing and (exc.status is None or exc.status >= 500)):
@@ -374,6 +381,7 @@ class ImportRun:
                 out.state, out.error = FAILED, str(exc)
         except TemporaryError as exc:
             out.state, out.error, out.temporary = PENDING, str(exc), exc
+            self.unavailable.set()
         out.action = FAILED
         return out
 
@@ -400,7 +408,9 @@ class ImportRun:
                     row.update(attempts=0, last_error=None)
                 else:
                     previous = db.execute("select attempts from matters where mycase_id = ?", [matter.mycase_id]).fetchone()
-                    row.update(attempts=((previous[0] or 0) if previous else 0) + 1, last_error=out.error)
+                    tries = (previous[0] or 0) if previous else 0
+                    # Case Status down is not the matter's fault: no attempt counted against it.
+                    row.update(attempts=tries + (0 if out.temporary else 1), last_error=out.error)
                 db["matters"].upsert(row, pk="mycase_id")
         if out.error is not None:
             if out.temporary is not None and self.temporary is None:
