@@ -20,8 +20,9 @@ Exit codes:
   1   the run finished but some records failed (recorded, retried next run)
   2   usage or configuration error
   3   MyCase authorization missing, expired or revoked: run `mycase-sync auth`
-  75  temporary: another run of the same job holds its lock, or a service is
-      unreachable; nothing lost, the next run continues
+  75  temporary: another run of the same job holds its lock (silent off a
+      terminal), or a service is still unreachable after the retries;
+      nothing lost, the next run continues
 """
 
 
@@ -70,7 +71,7 @@ def parse_date(value: str | None, option: str) -> dt.datetime | None:
 @click.option("--env-file", type=click.Path(dir_okay=False), help="Read settings from this file instead of ./.env in the current directory (cron runs in $HOME: give an absolute path).")
 @click.option("-v", "--verbose", count=True, help="Say more (repeat for HTTP-level detail).")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only, even on a terminal.")
-@click.option("--log-file", type=click.Path(dir_okay=False), help="Append one line per event (UTC time, run id, level, message) to this file, whatever the terminal (or set MYCASE_SYNC_LOG).")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Append one line per event and one summary line per finished run (UTC time, run id, level, message) to this file, whatever the terminal (or set MYCASE_SYNC_LOG).")
 @click.pass_context
 def main_group(ctx: click.Context, env_file, verbose, quiet, log_file):
     """Keep Case Status in step with MyCase.
