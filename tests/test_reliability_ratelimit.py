@@ -97,7 +97,7 @@ def test_two_jobs_at_once_share_one_mycase_rate(connected, sandbox, db_path):
     account, so together they keep the configured rate, not twice it."""
     rate = 10
     mapped = sorted(seed_imported(sandbox, db_path, active_cases(sandbox)))
-    for n in range(40):
+    for n in range(24):
         sandbox.casestatus.add_message(mapped[n % len(mapped)], "incoming", f"message {n}", "Jane Doe")
         sandbox.casestatus.add_file(mapped[n % len(mapped)], f"scan {n}.pdf", data=f"page {n}".encode())
     env = {"MYCASE_RATE_LIMIT": str(rate)}
