@@ -26,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from mycase_sync.errors import OutcomeUnknown, ServiceError, ServiceUnavailable, TemporaryError
+from mycase_sync.locks import open_private
 from mycase_sync.redact import redact
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,7 @@ class SharedRateLimiter(RateLimiter):
     @contextlib.contextmanager
     def _shared(self) -> Iterator[None]:
         if self._fd is None:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd = open_private(self.path)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             try:

@@ -19,7 +19,8 @@ def lock_path(db_path: Path, name: str) -> Path:
     return db_path.with_name(f"{db_path.name}.{name}.lock")
 
 
-def _open(path: Path) -> int:
+def open_private(path: Path) -> int:
+    """A file beside the state store, created 0600 in a 0700 directory (locks, rate-limit slots)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
@@ -27,7 +28,7 @@ def _open(path: Path) -> int:
 @contextlib.contextmanager
 def job_lock(db_path: Path, job: str) -> Iterator[None]:
     """Exclusive, non-blocking: a second run of the same job exits at once (code 75)."""
-    fd = _open(lock_path(db_path, job))
+    fd = open_private(lock_path(db_path, job))
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -41,7 +42,7 @@ def job_lock(db_path: Path, job: str) -> Iterator[None]:
 @contextlib.contextmanager
 def blocking_lock(db_path: Path, name: str) -> Iterator[None]:
     """Exclusive and waiting: used around token refresh, which must never run twice at once."""
-    fd = _open(lock_path(db_path, name))
+    fd = open_private(lock_path(db_path, name))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
