@@ -218,6 +218,8 @@ def test_case_status_down_mid_run_is_exit_75_and_the_next_run_finishes(connected
     result = connected.run(JOB)
     assert result.code == 75, result.output
     assert "Case Status unavailable" in result.stderr and "Traceback" not in result.output
+    # cron mails one line for the outage, not one per matter that was in flight
+    assert len([line for line in result.stderr.splitlines() if "unavailable" in line]) == 1, result.stderr
     with sandbox.casestatus.lock:
         attempts = sum(1 for e in sandbox.casestatus.journal if e["method"] == method and e["path"] == "/v1/api/cases")
     assert attempts < len(wanted)  # it stopped rather than trying every matter

@@ -415,7 +415,9 @@ class ImportRun:
         if out.error is not None:
             if out.temporary is not None and self.temporary is None:
                 self.temporary = out.temporary
-            log.warning("matter %s (%s): failed: %s", matter.mycase_id, matter.readable_id, out.error)
+            # Case Status down is said once, by the run's exit-75 line; not once per matter in flight.
+            log.log(logging.INFO if out.temporary else logging.WARNING, "matter %s (%s): failed: %s",
+                    matter.mycase_id, matter.readable_id, out.error)
             self.counts[FAILED] += 1
             self.finish(matter, FAILED, out.changed, out.error)
             return
