@@ -179,7 +179,7 @@ def test_a_job_killed_at_any_write_loses_and_duplicates_nothing(connected, sandb
     k = crash_points(len(writes), POINTS if when == "after" else BEFORE_POINTS)[point]
     mapped = seed_imported(sandbox, db_path, active_cases(sandbox)) if job != IMPORT else set()
     crash_then_finish(sandbox, connected, job, k, when, code=clean_writes.exit_code(job))
-    assert_job_end_state(sandbox, db_path, job, mapped, allow_cut_off=True)
+    assert_job_end_state(sandbox, db_path, job, mapped)
 
 
 @pytest.mark.soak
@@ -196,4 +196,4 @@ def test_killed_after_every_single_write_of_a_run(tmp_path, clean_writes, job):
             connect(sandbox, db_path)
             mapped = seed_imported(sandbox, db_path, active_cases(sandbox)) if job != IMPORT else set()
             crash_then_finish(sandbox, cli, job, k, code=clean_writes.exit_code(job))
-            assert_job_end_state(sandbox, db_path, job, mapped, allow_cut_off=True)
+            assert_job_end_state(sandbox, db_path, job, mapped)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +79,28 @@ def test_keep_alive_serves_several_requests_on_one_connection(echo):
     assert conn.getresponse().status == 200
     conn.close()
     assert service.violations == ["POST /items: body is not valid JSON"]
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_a_body_cut_off_by_a_dying_client_never_reaches_the_route(echo, framing):
+    """A killed job leaves half a body behind; a real server drops it, so must the sandbox."""
+    service, url = echo
+    port = int(url.rsplit(":", 1)[1])
+    half = b'{"name": "half'
+    if framing == "length":
+        head = b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+        sent = head + half
+    else:
+        head = b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        sent = head + b"28\r\n" + half
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(sent)
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(1024) == b""  # no answer: the connection is closed
+    assert service.commits == 0
+    assert service.violations == [] and service.crashes == [] and service.journal == []
+    assert service.cut_off == ["POST /items"]
+    assert requests.post(url + "/items", json={"name": "whole"}).status_code == 201  # the server carries on
 
 
 def test_unknown_path_is_404_json_and_wrong_method_405(echo):

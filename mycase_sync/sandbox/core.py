@@ -69,6 +69,14 @@ def mask_secrets(value: Any) -> Any:
     return value
 
 
+class ClientGone(Exception):
+    """The client closed the connection before its request body was complete.
+
+    A real server never hands such a request to the application: it waits for the rest, sees
+    the connection close, and drops it. A killed sync job leaves exactly this behind.
+    """
+
+
 class _LimitedReader:
     """Reads exactly `length` bytes of a request body from the socket, never past it."""
 
@@ -77,14 +85,19 @@ class _LimitedReader:
         self.remaining = length
 
     def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:  # all of it: a short read is only the end of a dead connection's data
+            parts = []
+            while self.remaining > 0:
+                parts.append(self.read(self.remaining))
+            return b"".join(parts)
         if self.remaining <= 0:
             return b""
-        if n is None or n < 0 or n > self.remaining:
-            n = self.remaining
+        n = min(n, self.remaining)
         data = self._raw.read(n)
-        self.remaining -= len(data)
         if not data:
             self.remaining = 0
+            raise ClientGone()
+        self.remaining -= len(data)
         return data
 
     def drain(self) -> None:
@@ -106,6 +119,9 @@ class _ChunkedReader:
 
     def _next_chunk(self) -> None:
         line = self._raw.readline(1024)
+        if not line:
+            self._done = True
+            raise ClientGone()
         size = int(line.split(b";")[0].strip() or b"0", 16)
         if size == 0:
             while self._raw.readline(1024) not in (b"\r\n", b"\n", b""):
@@ -123,7 +139,7 @@ class _ChunkedReader:
             data = self._raw.read(want)
             if not data:
                 self._done = True
-                break
+                raise ClientGone()
             out += data
             self._left -= len(data)
             if self._left == 0:
@@ -296,6 +312,7 @@ class Service:
         self.journal: list[dict] = []
         self.violations: list[str] = []
         self.crashes: list[str] = []  # tracebacks of sandbox bugs (answered 500): tests should assert empty
+        self.cut_off: list[str] = []  # "METHOD path" of requests whose sender hung up mid-body (never run)
         self.counters: Counter = Counter()  # "METHOD pattern" -> requests that reached the route
         self.after_write_hooks: list[Callable[[dict], None]] = []
         self.base_url: str | None = None  # set by ServiceServer
@@ -354,6 +371,7 @@ class Service:
         with self.lock:
             self.journal.clear()
             self.violations.clear()
+            self.cut_off.clear()
             self.counters.clear()
 
     # -- the pipeline -------------------------------------------------------------------------------
@@ -432,6 +450,8 @@ class Service:
             resp = fn(req, *groups)
         except HttpError as exc:
             return Response(exc.status, exc.body, exc.headers)
+        except ClientGone:
+            raise
         except Exception:  # a sandbox bug: answer 500 and keep it for the tests to see
             with self.lock:
                 self.crashes.append(traceback.format_exc())
@@ -457,15 +477,21 @@ class _Handler(BaseHTTPRequestHandler):
         server: _HTTPServer = self.server  # type: ignore[assignment]
         service = server.service
         req = Request(service, self.command, self.path, self.headers, server.url, self.rfile)
-        resp, kind = service.handle(req)
-        if kind == "drop_before" or resp is None:
+        try:
+            resp, kind = service.handle(req)
+            if kind == "drop_before" or resp is None:
+                self.close_connection = True
+                return
+            stream = req.stream
+            if stream.remaining > _DRAIN_LIMIT:
+                self.close_connection = True
+            else:
+                stream.drain()
+        except ClientGone:
+            with service.lock:
+                service.cut_off.append(f"{req.method} {req.path}")
             self.close_connection = True
             return
-        stream = req.stream
-        if stream.remaining > _DRAIN_LIMIT:
-            self.close_connection = True
-        else:
-            stream.drain()
         if kind == "drop":
             self.close_connection = True
             return
