@@ -44,3 +44,10 @@ def test_incremental_bench_prints_its_table():
     assert done.returncode == 0, done.stderr[-2000:]
     assert "### Nightly import-matters" in done.stdout
     assert "| 5 matters changed " in done.stdout
+
+
+def test_demo_bench_prints_its_table():
+    done = run_bench("demo.py", "--matters", "20", "--rounds", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "### The demo (1 run)" in done.stdout
+    assert "| mycase-sync demo --matters 20 " in done.stdout

