@@ -312,7 +312,8 @@ class Service:
         self.journal: list[dict] = []
         self.violations: list[str] = []
         self.crashes: list[str] = []  # tracebacks of sandbox bugs (answered 500): tests should assert empty
-        self.cut_off: list[str] = []  # "METHOD path" of requests whose sender hung up mid-body (never run)
+        self.cut_off: list[str] = []  # "METHOD path" of requests whose sender hung up mid-body (unrun, unless
+        # the route had already refused it without reading the body)
         self.counters: Counter = Counter()  # "METHOD pattern" -> requests that reached the route
         self.after_write_hooks: list[Callable[[dict], None]] = []
         self.base_url: str | None = None  # set by ServiceServer
