@@ -19,7 +19,8 @@ TARGET_SECONDS = 30.0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--matters", type=int, default=300, help="matters in the demo firm (default 300, the demo's own)")
+    parser.add_argument("--matters", type=int, default=300,
+                        help="matters in the demo firm (default 300, the demo's own)")
     parser.add_argument("--rounds", type=int, default=3, help="timed runs (default 3)")
     args = parser.parse_args()
 
@@ -42,7 +43,8 @@ def main() -> None:
     worst = max(r.wall for r in runs)
     rows = [[f"mycase-sync demo --matters {args.matters}", harness.seconds(median), harness.seconds(worst),
              f"{max(r.peak_rss_mb for r in runs):.0f} MB"]]
-    harness.print_table(f"The demo ({args.rounds} run{'s' if args.rounds != 1 else ''})", ["command", "median wall", "worst wall", "peak RSS"], rows,
+    title = f"The demo ({args.rounds} run{'s' if args.rounds != 1 else ''})"
+    harness.print_table(title, ["command", "median wall", "worst wall", "peak RSS"], rows,
                         [f"target: under {TARGET_SECONDS:.0f} s: {'met' if worst < TARGET_SECONDS else 'NOT met'}",
                          "wall time includes starting the sandbox, auth, the three jobs and status"])
 

@@ -2,8 +2,9 @@
 
 The real CLI runs it in an environment that tries hard to send it elsewhere (settings pointing at
 unreachable services, a state store and log file of its own, a ./.env, a dead proxy): it must
-ignore all of it and leave nothing behind (its time, under 30 s, is bench/demo.py's to measure). In-process runs check
-what it printed against what both emulated services hold, and that a failing step is reported.
+ignore all of it and leave nothing behind (its time, under 30 s, is bench/demo.py's to measure).
+In-process runs check what it printed against what both emulated services hold, and that a
+failing step is reported.
 """
 
 from __future__ import annotations
