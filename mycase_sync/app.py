@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from mycase_sync.config import Settings, is_loopback
+from mycase_sync.config import Settings
 from mycase_sync.errors import EXIT_OK, EXIT_PARTIAL, AuthorizationError, SyncError, TemporaryError
 from mycase_sync.locks import job_lock
 from mycase_sync.output import RUN_LOGGER, set_run_id
@@ -39,11 +39,9 @@ class App:
     @property
     def allow_loopback_urls(self) -> bool:
         """Upload/download URLs on 127.0.0.1 are followed only when we talk to a local sandbox."""
-        from urllib.parse import urlsplit
+        from mycase_sync.netaddr import is_loopback_url
 
-        return is_loopback(urlsplit(self.settings.mycase_api_url).hostname) and is_loopback(
-            urlsplit(self.settings.casestatus_api_url).hostname
-        )
+        return is_loopback_url(self.settings.mycase_api_url) and is_loopback_url(self.settings.casestatus_api_url)
 
     @property
     def mycase(self):

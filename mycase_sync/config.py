@@ -6,7 +6,6 @@ directory: cron runs us from $HOME, so the state store path is absolute by defau
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mycase_sync.errors import ConfigError
+from mycase_sync.netaddr import is_loopback
 from mycase_sync.redact import register_secret
 
 DEFAULTS = {
@@ -51,17 +51,6 @@ def default_db_path(environ: dict[str, str]) -> Path:
     if not os.path.isabs(base):
         base = os.path.join(environ.get("HOME") or str(Path.home()), ".local", "state")
     return Path(base) / "mycase-sync" / "state.db"
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_url(name: str, value: str) -> str:

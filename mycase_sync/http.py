@@ -10,13 +10,11 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import fcntl
-import ipaddress
 import logging
 import math
 import os
 import random
 import re
-import socket
 import threading
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ import requests
 
 from mycase_sync.errors import OutcomeUnknown, ServiceError, ServiceUnavailable, TemporaryError
 from mycase_sync.locks import open_private
+from mycase_sync.netaddr import is_loopback, is_loopback_url, literal_address
 from mycase_sync.redact import redact
 
 log = logging.getLogger(__name__)
@@ -221,7 +220,7 @@ class ServiceSession(requests.Session):
         """
         target = super().get_redirect_target(resp)
         if target:
-            check_followable_url(urljoin(resp.url, target), allow_loopback=_is_loopback(urlsplit(resp.url).hostname))
+            check_followable_url(urljoin(resp.url, target), allow_loopback=is_loopback_url(resp.url))
         return target
 
     def backoff(self, attempt: int) -> float:
@@ -335,8 +334,8 @@ def check_followable_url(url: str, allow_loopback: bool) -> str:
     """
     parts = urlsplit(url)
     host = (parts.hostname or "").rstrip(".")  # "localhost." resolves like "localhost"
-    address = _literal_address(host)
-    if _is_loopback(host):
+    address = literal_address(host)
+    if is_loopback(host):
         if allow_loopback and parts.scheme in ("http", "https"):
             return url
         raise ServiceError("security", "GET", parts.path, None, "refusing a loopback URL handed to us by a service")
@@ -345,23 +344,3 @@ def check_followable_url(url: str, allow_loopback: bool) -> str:
     if address is not None and (not address.is_global or address.is_multicast):
         raise ServiceError("security", "GET", parts.path, None, "refusing a URL that points at an internal address")
     return url
-
-
-def _is_loopback(host: str | None) -> bool:
-    host = (host or "").rstrip(".")
-    address = _literal_address(host)
-    return host == "localhost" or host.endswith(".localhost") or (address is not None and address.is_loopback)
-
-
-def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address a host names literally, in every spelling the resolver accepts (127.1, 2130706433, 0x7f.0.0.1)."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if host and set(host.lower()) <= set("0123456789abcdefx."):
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None

@@ -14,6 +14,7 @@ import requests
 
 from mycase_sync.errors import ServiceError
 from mycase_sync.http import BROKEN, ServiceSession, check_followable_url, json_body, raise_for_status
+from mycase_sync.netaddr import is_loopback_url
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,7 @@ class CaseStatusClient:
         self.session.headers["Authorization"] = f"{AUTH_SCHEME} {settings.casestatus_api_key}"
         # File downloads: a link that needs no key; never send it ours.
         self.downloads = ServiceSession("Case Status files", 1000.0, settings.timeout, settings.backoff_base)
-        from urllib.parse import urlsplit
-
-        from mycase_sync.config import is_loopback
-
-        self.allow_loopback = is_loopback(urlsplit(self.base).hostname)
+        self.allow_loopback = is_loopback_url(self.base)
 
     def close(self) -> None:
         self.session.close()

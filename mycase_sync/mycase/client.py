@@ -14,6 +14,7 @@ import requests
 
 from mycase_sync.errors import AuthorizationError, ServiceError
 from mycase_sync.http import ServiceSession, check_followable_url, json_body, raise_for_status
+from mycase_sync.netaddr import is_loopback_url
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class MyCaseClient:
         self.session.auth = BearerAuth(tokens)
         # Uploads go to S3: another host, no Bearer token, no MyCase rate limit.
         self.uploads = ServiceSession("S3", 1000.0, settings.timeout, settings.backoff_base)
-        self.allow_loopback = _loopback(settings)
+        self.allow_loopback = is_loopback_url(self.base)
 
     def close(self) -> None:
         self.session.close()
@@ -209,12 +210,6 @@ class MyCaseClient:
 def _same_origin(url: str, base: str) -> bool:
     ours, theirs = urlsplit(base), urlsplit(url)
     return (theirs.scheme, theirs.hostname, theirs.port) == (ours.scheme, ours.hostname, ours.port)
-
-
-def _loopback(settings) -> bool:
-    from mycase_sync.config import is_loopback
-
-    return is_loopback(urlsplit(settings.mycase_api_url).hostname)
 
 
 __all__ = ["MyCaseClient", "ServiceError"]
