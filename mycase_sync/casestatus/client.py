@@ -15,6 +15,7 @@ import requests
 from mycase_sync.errors import ServiceError
 from mycase_sync.http import BROKEN, ServiceSession, check_followable_url, json_body, raise_for_status
 from mycase_sync.netaddr import is_loopback_url
+from mycase_sync.values import positive_id
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +148,11 @@ class CaseStatusClient:
         response = self.request("POST", CASES, json=fields, retry_unsafe=True)
         if response.status_code == 409:
             body = _json_or_none(response)
-            existing = _case_id(body.get("id") if isinstance(body, dict) else None)
+            existing = positive_id(body.get("id") if isinstance(body, dict) else None)
             if existing is None:
                 raise_for_status(SERVICE, response)
             return existing, False
-        created = _case_id(json_body(SERVICE, response, dict).get("id"))
+        created = positive_id(json_body(SERVICE, response, dict).get("id"))
         if created is None:  # it may exist now: the next attempt's 409 names it
             raise ServiceError(SERVICE, "POST", CASES, response.status_code, "the answer has no usable case id")
         return created, True
@@ -187,15 +188,6 @@ class CaseStatusClient:
             return total
         finally:
             response.close()
-
-
-def _case_id(value: Any) -> int | None:
-    """A case id from an answer: a positive integer (or its digits), never a bool or anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    return value if isinstance(value, int) and value > 0 else None
 
 
 def _json_or_none(response: requests.Response):
