@@ -72,3 +72,16 @@ class OutcomeUnknown(ServiceError):
 
 class ServiceUnavailable(ServiceError, TemporaryError):
     """Still 429/502/503/504 after the HTTP layer's retries: the service is down, not the record (exit 75)."""
+
+
+class RefusedURL(ServiceError):
+    """A URL a service handed us that we will not follow (not https, internal, loopback, another host).
+
+    Told apart by its class, not by its service name; the name stays "security" so the message reads
+    `security GET /path: no answer: refusing ...` as before.
+    """
+
+    SERVICE = "security"
+
+    def __init__(self, path: str, detail: str):
+        super().__init__(self.SERVICE, "GET", path, None, detail)

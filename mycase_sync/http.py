@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from mycase_sync.errors import OutcomeUnknown, ServiceError, ServiceUnavailable, TemporaryError
+from mycase_sync.errors import OutcomeUnknown, RefusedURL, ServiceError, ServiceUnavailable, TemporaryError
 from mycase_sync.locks import open_private
 from mycase_sync.netaddr import is_loopback, is_loopback_url, literal_address
 from mycase_sync.redact import redact
@@ -338,9 +338,9 @@ def check_followable_url(url: str, allow_loopback: bool) -> str:
     if is_loopback(host):
         if allow_loopback and parts.scheme in ("http", "https"):
             return url
-        raise ServiceError("security", "GET", parts.path, None, "refusing a loopback URL handed to us by a service")
+        raise RefusedURL(parts.path, "refusing a loopback URL handed to us by a service")
     if parts.scheme != "https" or not host:
-        raise ServiceError("security", "GET", parts.path, None, f"refusing a non-https URL ({parts.scheme or 'no scheme'})")
+        raise RefusedURL(parts.path, f"refusing a non-https URL ({parts.scheme or 'no scheme'})")
     if address is not None and (not address.is_global or address.is_multicast):
-        raise ServiceError("security", "GET", parts.path, None, "refusing a URL that points at an internal address")
+        raise RefusedURL(parts.path, "refusing a URL that points at an internal address")
     return url

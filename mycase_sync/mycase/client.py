@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from mycase_sync.errors import AuthorizationError, ServiceError
+from mycase_sync.errors import AuthorizationError, RefusedURL, ServiceError
 from mycase_sync.http import ServiceSession, check_followable_url, json_body, raise_for_status
 from mycase_sync.netaddr import is_loopback_url
 
@@ -149,8 +149,7 @@ class MyCaseClient:
             yield page
             if url and not _same_origin(url, self.base):
                 # Our Bearer token goes with every request of this session: never to another host.
-                raise ServiceError("security", "GET", urlsplit(url).path, None,
-                                   "refusing a next-page link that leaves MyCase's API host")
+                raise RefusedURL(urlsplit(url).path, "refusing a next-page link that leaves MyCase's API host")
 
     def iter_case_pages(self, updated_after: str | None = None, status: str | None = None) -> Iterator[list]:
         """Pages of cases (clients expanded), updated at or after `updated_after` (ISO 8601)."""

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from mycase_sync.casestatus import client as cs
-from mycase_sync.errors import ServiceError
+from mycase_sync.errors import RefusedURL, ServiceError
 from mycase_sync.mycase import client as mc
 from mycase_sync.sync.filenames import printable, safe_filename
 from mycase_sync.sync.push import (
@@ -32,7 +32,6 @@ from mycase_sync.sync.push import (
 
 SCRATCH_DIR = "push-documents.tmp"
 EXPIRED = (403, 404, 410)  # how a stale download link or pre-signed URL answers
-REFUSED_URL = "security"  # the service named by check_followable_url's refusal
 
 
 class _Hashing:
@@ -142,7 +141,7 @@ class DocumentsJob(Job):
         try:
             sink = self._fetch(ctx, record, path)
         except (ServiceError, ItemError) as exc:
-            if isinstance(exc, ServiceError) and exc.status not in EXPIRED and exc.service != REFUSED_URL:
+            if isinstance(exc, ServiceError) and exc.status not in EXPIRED and not isinstance(exc, RefusedURL):
                 raise
             record = ctx.relist(item)
             if record is None:
