@@ -190,10 +190,13 @@ class ServiceSession(requests.Session):
 
     `request(..., retry_unsafe=True)` lets a caller mark a POST as safe to repeat (for
     instance a create that the service refuses with 409 when repeated).
+
+    `gateway_timeout_retries` caps the retries of a 504 (a gateway that gave up waiting for the
+    service) below `max_retries`, for a service whose 504 means the request itself is too slow.
     """
 
     def __init__(self, service: str, rate: float, timeout: float, backoff_base: float = 1.0, max_retries: int = 5,
-                 shared_with: Path | None = None):
+                 shared_with: Path | None = None, gateway_timeout_retries: int | None = None):
         super().__init__()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_CONNECTIONS)
         self.mount("https://", adapter)
@@ -204,6 +207,7 @@ class ServiceSession(requests.Session):
         self.timeout = (CONNECT_TIMEOUT, timeout)
         self.backoff_base = backoff_base
         self.max_retries = max_retries
+        self.gateway_timeout_retries = max_retries if gateway_timeout_retries is None else gateway_timeout_retries
         self.sleep: Callable[[float], None] = time.sleep
         self.requests_sent = 0
         self.headers["User-Agent"] = "mycase-sync"
@@ -248,9 +252,8 @@ class ServiceSession(requests.Session):
             except requests.exceptions.RequestException as exc:  # bad URL, redirect loop...: repeating won't help
                 raise ServiceError(self.service, method, path, None, f"request failed: {type(exc).__name__}") from None
             else:
-                limit_504 = 2 if self.service == "MyCase" else self.max_retries
                 if response.status_code in retry_statuses and attempt < self.max_retries and (can_repeat or response.status_code == 429):
-                    if response.status_code != 504 or attempt < limit_504:
+                    if response.status_code != 504 or attempt < self.gateway_timeout_retries:
                         wait = retry_after_seconds(response.headers.get("Retry-After"))
                         if response.status_code == 429:
                             wait = wait if wait is not None else self.backoff(attempt)

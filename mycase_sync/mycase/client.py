@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 SERVICE = "MyCase"
 PAGE_SIZE = 1000  # the documented maximum
+# MyCase's gateway answers 504 ("Endpoint request timed out") when the API did not answer in time.
+# A request that slow is likely to be as slow again, and each try can hold a worker for the whole
+# timeout: two retries, not the HTTP layer's usual five.
+GATEWAY_TIMEOUT_RETRIES = 2
 CLIENT_FIELDS = "id,first_name,last_name,email,cell_phone_number"
 
 # Paths (relative to MYCASE_API_URL, which ends in /v1)
@@ -102,7 +106,7 @@ class MyCaseClient:
         self.base = settings.mycase_api_url
         self.tokens = tokens
         self.session = ServiceSession(SERVICE, settings.mycase_rate_limit, settings.timeout, settings.backoff_base,
-                                      shared_with=settings.db_path)
+                                      shared_with=settings.db_path, gateway_timeout_retries=GATEWAY_TIMEOUT_RETRIES)
         self.session.auth = BearerAuth(tokens)
         # Uploads go to S3: another host, no Bearer token, no MyCase rate limit.
         self.uploads = ServiceSession("S3", 1000.0, settings.timeout, settings.backoff_base)
