@@ -104,7 +104,11 @@ def auth(ctx: click.Context, no_browser, redirect_url, timeout):
     from mycase_sync.mycase.auth import run_auth_flow
 
     # An empty --redirect-url prints the authorization URL first, then prompts for the landing URL.
-    run_auth_flow(ctx.obj.app, no_browser=no_browser, redirect_url=redirect_url, timeout=timeout)
+    who = run_auth_flow(ctx.obj.app, say=click.echo, ask=lambda prompt: click.prompt(prompt, err=True),
+                        no_browser=no_browser, redirect_url=redirect_url, timeout=timeout)
+    from mycase_sync.health import connected_line
+
+    click.echo(connected_line(who))
 
 
 @auth.command("status")
@@ -117,9 +121,31 @@ def auth_status(ctx: click.Context, as_json, verify):
     Reads the state store only, unless --verify. Exits 0 when connected, 3 when not. Warns when
     the authorization (refresh token) expires within 3 days: nothing refreshed it for 11 days.
     """
-    from mycase_sync.mycase.auth import show_status
+    import json
 
-    ctx.exit(show_status(ctx.obj.app, as_json=as_json, verify=verify))
+    from mycase_sync.health import format_when
+    from mycase_sync.mycase.auth import connection_report, verify_connection
+
+    report = verify_connection(ctx.obj.app) if verify else connection_report(ctx.obj.app)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+    elif report["connected"]:
+        email = f" <{report['user_email']}>" if report.get("user_email") and report["user_email"] != report["user"] else ""
+        click.echo(f"MyCase: connected as {report['user'] or '?'}{email} to {report['firm'] or '?'}")
+        click.echo(f"  access token expires:   {format_when(report['access_expires_at'])} (renewed automatically)")
+        click.echo(f"  authorization expires:  {format_when(report['refresh_expires_at'])} (each refresh renews it)")
+        click.echo(f"  last refresh:           {format_when(report['last_refresh_at'])}")
+        if verify:
+            click.echo("  verified: MyCase answered with this connection")
+    elif report["needs_reauth"]:
+        click.echo(f"MyCase: authorization expired or revoked ({report['reauth_reason'] or 'no reason given'}):"
+                   " run `mycase-sync auth`")
+    else:
+        click.echo("MyCase: not connected: run `mycase-sync auth`")
+    if not as_json:
+        for line in report["warnings"]:
+            click.echo(f"Warning: {line}", err=True)
+    ctx.exit(0 if report["connected"] else 3)
 
 
 @auth.command("logout")
@@ -128,7 +154,7 @@ def auth_logout(ctx: click.Context):
     """Delete the stored MyCase tokens."""
     from mycase_sync.mycase.auth import logout
 
-    logout(ctx.obj.app)
+    click.echo("Deleted the stored MyCase tokens." if logout(ctx.obj.app) else "MyCase was not connected; nothing to delete.")
 
 
 # --- jobs -----------------------------------------------------------------------------------
@@ -248,9 +274,21 @@ def status(ctx: click.Context, as_json, check):
     matters failed to import; documents or messages parked as failed. Give it the same
     --env-file as cron, or it reads another state store.
     """
-    from mycase_sync.status import show_status
+    import json
 
-    ctx.exit(show_status(ctx.obj.app, as_json=as_json, check=check))
+    from mycase_sync.status import print_table, report_for
+
+    report = report_for(ctx.obj.app)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+    elif check:
+        for line in report["problems"]:
+            click.echo(line)
+    else:
+        from rich.console import Console
+
+        print_table(report, Console(highlight=False, soft_wrap=True))
+    ctx.exit(1 if check and report["problems"] else 0)
 
 
 @main_group.command("demo")

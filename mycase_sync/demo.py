@@ -10,7 +10,6 @@ then each job through app.run_job, then the status report.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import tempfile
 import time
@@ -77,6 +76,7 @@ def connect(app, echo: Callable[[str], None]) -> None:
     """The real OAuth flow: start it, let the sandbox's sign-in page consent, finish from the landing URL."""
     import requests
 
+    from mycase_sync.health import connected_line
     from mycase_sync.mycase.auth import authorize_url, begin_pending, run_auth_flow
 
     state = begin_pending(app.store)
@@ -85,11 +85,8 @@ def connect(app, echo: Callable[[str], None]) -> None:
     landing = answer.headers.get("Location")
     if answer.status_code != 302 or not landing:
         raise SyncError(f"demo: the sandbox's sign-in page answered HTTP {answer.status_code} without a redirect")
-    said = io.StringIO()
-    with contextlib.redirect_stdout(said):  # "Connected to MyCase as ...": one of the demo's lines
-        run_auth_flow(app, redirect_url=landing)
-    for line in said.getvalue().splitlines():
-        echo(line)
+    who = run_auth_flow(app, say=lambda text, err=False: None, ask=lambda prompt: landing, redirect_url=landing)
+    echo(connected_line(who))
 
 
 def _jobs(app) -> list[tuple[str, Callable[[str], dict]]]:

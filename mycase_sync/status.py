@@ -9,14 +9,13 @@ every 5 and 20 minutes), anything parked as failed. The JSON keys are documented
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
-import click
-
+from mycase_sync.health import connection_problem, connection_summary, format_when
 from mycase_sync.redact import redact
-from mycase_sync.store import Store, parse_iso, utcnow
+from mycase_sync.store import ItemState, MatterState, Store
+from mycase_sync.values import parse_iso, utcnow
 
 JOBS = ("import-matters", "push-documents", "push-messages")
 STALE_AFTER = {
@@ -24,36 +23,15 @@ STALE_AFTER = {
     "push-documents": dt.timedelta(hours=1),
     "push-messages": dt.timedelta(hours=1),
 }
-REFRESH_WARNING = dt.timedelta(days=3)
 LEDGER_JOBS = {"push-documents": "document", "push-messages": "message"}
-# A run "completed" when it went through its work: success, or partial (some records failed,
-# and those are counted and reported on their own). Staleness is measured from its end.
-COMPLETED = ("success", "partial")
+# A run "completed" when it went through its work (RunOutcome.COMPLETED: success, or partial, whose
+# failed records are reported on their own). Staleness is measured from its end.
 SHOWN_ITEMS = 10
 DIAGNOSTIC_COUNTS = {"list_requests", "marker_lists"}  # in the JSON, not worth a place on the screen
 
 
 def _text(value: Any) -> str | None:
     return redact(value) if value else None
-
-
-def connection_summary(store: Store) -> dict[str, Any]:
-    """The stored MyCase connection (who, which firm, token expiries), shared with `auth status`."""
-    row = next(iter(store.db.query("select * from tokens order by id limit 1")), None)
-    if not row or not row.get("access_token"):
-        return {"connected": False, "needs_reauth": False, "reauth_reason": None, "user": None, "user_email": None,
-                "firm": None, "access_expires_at": None, "refresh_expires_at": None, "last_refresh_at": None}
-    return {
-        "connected": not row.get("needs_reauth"),
-        "needs_reauth": bool(row.get("needs_reauth")),
-        "reauth_reason": _text(row.get("reauth_reason")),
-        "user": row.get("user_name") or row.get("user_email"),
-        "user_email": row.get("user_email"),
-        "firm": row.get("firm_name"),
-        "access_expires_at": row.get("expires_at"),
-        "refresh_expires_at": row.get("refresh_expires_at"),
-        "last_refresh_at": row.get("last_refresh_at"),
-    }
 
 
 def _run_summary(run: dict | None) -> dict | None:
@@ -71,61 +49,38 @@ def _run_summary(run: dict | None) -> dict | None:
     }
 
 
-def _last_completed(store: Store, job: str) -> str | None:
-    marks = ",".join("?" for _ in COMPLETED)
-    row = store.db.execute(
-        f"select finished_at from runs where job = ? and outcome in ({marks}) order by id desc limit 1",
-        [job, *COMPLETED]).fetchone()
-    return row[0] if row else None
-
-
 def _ledger(store: Store, kind: str) -> dict[str, Any]:
-    counts = dict(store.db.execute(
-        "select state, count(*) from ledger where kind = ? group by state", [kind]).fetchall())
-    retrying = store.db.execute(
-        "select count(*) from ledger where kind = ? and state in ('pending', 'claimed') and attempts > 0", [kind]).fetchone()[0]
-    failed = [
-        {"item_id": item_id, "integration_id": iid, "attempts": attempts, "last_error": _text(err)}
-        for item_id, iid, attempts, err in store.db.execute(
-            "select item_id, integration_id, attempts, last_error from ledger where kind = ? and state = 'failed'"
-            " order by updated_at desc, item_id limit ?", [kind, SHOWN_ITEMS]).fetchall()
-    ]
+    summary = store.ledger(kind).summary(SHOWN_ITEMS)
+    counts = summary["counts"]
     return {
-        "sent": counts.get("sent", 0),
-        "pending": counts.get("pending", 0) + counts.get("claimed", 0),
-        "retrying": retrying,
-        "waiting_for_case": counts.get("waiting", 0),
-        "failed": counts.get("failed", 0),
-        "failed_items": failed,
+        "sent": counts.get(ItemState.SENT, 0),
+        "pending": counts.get(ItemState.PENDING, 0) + counts.get(ItemState.CLAIMED, 0),
+        "retrying": summary["retrying"],
+        "waiting_for_case": counts.get(ItemState.WAITING, 0),
+        "failed": counts.get(ItemState.FAILED, 0),
+        "failed_items": [{**item, "last_error": _text(item["last_error"])} for item in summary["failed_items"]],
     }
 
 
 def _matter_rows(store: Store, state: str) -> list[dict]:
-    return [
-        {"mycase_id": mid, "readable_id": readable, "attempts": attempts, "last_error": _text(err)}
-        for mid, readable, attempts, err in store.db.execute(
-            "select mycase_id, readable_id, attempts, last_error from matters where state = ?"
-            " order by updated_at desc, mycase_id limit ?", [state, SHOWN_ITEMS]).fetchall()
-    ]
+    return [{**row, "last_error": _text(row["last_error"])} for row in store.matters.latest_in_state(state, SHOWN_ITEMS)]
 
 
 def reason_counts(store: Store, state: str, limit: int = SHOWN_ITEMS) -> list[dict[str, Any]]:
     """Why matters are skipped (or failed), most common reason first, with how many each."""
-    return [{"reason": _text(reason) or "no reason recorded", "count": n} for reason, n in store.db.execute(
-        "select last_error, count(*) as n from matters where state = ? group by last_error"
-        " order by n desc, last_error limit ?", [state, limit]).fetchall()]
+    return [{"reason": _text(reason) or "no reason recorded", "count": n} for reason, n in store.matters.reasons(state, limit)]
 
 
 def _matters(store: Store) -> dict[str, Any]:
-    counts = dict(store.db.execute("select state, count(*) from matters group by state").fetchall())
+    counts = store.matters.count_by_state()
     return {
-        "imported": counts.get("synced", 0),
-        "pending": counts.get("pending", 0),
-        "failed": counts.get("failed", 0),
-        "skipped": counts.get("skipped", 0),
-        "failed_items": _matter_rows(store, "failed"),
-        "skipped_items": _matter_rows(store, "skipped"),
-        "skipped_reasons": reason_counts(store, "skipped"),
+        "imported": counts.get(MatterState.SYNCED, 0),
+        "pending": counts.get(MatterState.PENDING, 0),
+        "failed": counts.get(MatterState.FAILED, 0),
+        "skipped": counts.get(MatterState.SKIPPED, 0),
+        "failed_items": _matter_rows(store, MatterState.FAILED),
+        "skipped_items": _matter_rows(store, MatterState.SKIPPED),
+        "skipped_reasons": reason_counts(store, MatterState.SKIPPED),
     }
 
 
@@ -137,7 +92,7 @@ def collect(store: Store, now: dt.datetime | None = None) -> dict[str, Any]:
         items = _ledger(store, LEDGER_JOBS[job]) if job in LEDGER_JOBS else _matters(store)
         jobs[job] = {
             "last_run": _run_summary(store.last_run(job)),
-            "last_success": _last_completed(store, job),
+            "last_success": store.last_completed(job),
             "items": items,
         }
     report = {
@@ -163,18 +118,9 @@ def missing_store_report(path: Path, now: dt.datetime | None = None) -> dict[str
 def problems(report: dict, now: dt.datetime) -> list[str]:
     """One line per reason the sync is unhealthy; empty when all is well."""
     found: list[str] = []
-    conn = report["connection"]
-    refresh_expires = parse_iso(conn.get("refresh_expires_at"))
-    if conn.get("needs_reauth"):
-        found.append("MyCase authorization expired or revoked: run `mycase-sync auth`")
-    elif not conn.get("connected"):
-        found.append("MyCase is not connected: run `mycase-sync auth`")
-    elif refresh_expires and refresh_expires <= now:
-        found.append(f"MyCase authorization expired {refresh_expires:%Y-%m-%d %H:%M} UTC (nothing refreshed it:"
-                     " is cron running?): run `mycase-sync auth`")
-    elif refresh_expires and refresh_expires - now < REFRESH_WARNING:
-        found.append(f"MyCase authorization expires {refresh_expires:%Y-%m-%d %H:%M} UTC (nothing refreshed it:"
-                     " is cron running?): run any job, or `mycase-sync auth`")
+    connection = connection_problem(report["connection"], now)
+    if connection:
+        found.append(connection)
     for job, info in report["jobs"].items():
         last = parse_iso(info["last_success"])
         if last is None:
@@ -205,24 +151,10 @@ def _last_error(info: dict) -> str:
     return f" (latest: {error})" if error else ""
 
 
-def show_status(app, as_json: bool = False, check: bool = False) -> int:
-    """Print the report (table, JSON, or with --check only the problems); --check exits 1 when unhealthy."""
+def report_for(app) -> dict[str, Any]:
+    """The report for the configured state store, without creating one that does not exist."""
     path = Path(app.settings.db_path)
-    report = collect(app.store) if path.exists() else missing_store_report(path)
-    if as_json:
-        click.echo(json.dumps(report, indent=2, sort_keys=True))
-    elif check:
-        for line in report["problems"]:
-            click.echo(line)
-    else:
-        _print_table(report)
-    return 1 if check and report["problems"] else 0
-
-
-def format_when(value: str | None, zone: str = " UTC") -> str:
-    """An ISO time as 'YYYY-MM-DD HH:MM UTC', short enough for a table."""
-    moment = parse_iso(value)
-    return f"{moment.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M}{zone}" if moment else "never"
+    return collect(app.store) if path.exists() else missing_store_report(path)
 
 
 def _jobs_table(jobs: dict):
@@ -252,11 +184,9 @@ def _jobs_table(jobs: dict):
     return table
 
 
-def _print_table(report: dict) -> None:
-    from rich.console import Console
+def print_table(report: dict, console) -> None:
+    """The report for a person, on a rich Console."""
     from rich.markup import escape
-
-    console = Console(highlight=False, soft_wrap=True)
 
     def say(text: str, style: str | None = None) -> None:
         console.print(escape(text), style=style)

@@ -307,7 +307,7 @@ def test_status_warns_when_nothing_refreshed_for_eleven_days(connected, db_path)
     conn.close()
     result = connected.run("auth", "status")
     assert result.code == 0 and "MyCase: connected as " in result.stdout
-    assert result.stderr.startswith("Warning: the MyCase authorization expires ")
+    assert result.stderr.startswith("Warning: MyCase authorization expires ")
     assert "is cron running?" in result.stderr
     report = json.loads(connected.run("auth", "status", "--json").stdout)
     assert len(report["warnings"]) == 1 and report["refresh_expires_at"] == soon

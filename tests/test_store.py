@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from mycase_sync import store as store_module
+from mycase_sync.store import schema as store_module
 from mycase_sync.errors import ConfigError, TemporaryError
 from mycase_sync.store import open_store
 

@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 NOT_CONNECTED_MESSAGE = "MyCase is not connected: run `mycase-sync auth`"
 TOKENS_PATH = "/tokens"
 AUTHORIZE_PATH = "/login_sessions/new"
-TOKEN_ROW_ID = 1
 REFRESH_TOKEN_LIFETIME = dt.timedelta(days=14)  # documented; /tokens does not say
 DEFAULT_ACCESS_LIFETIME = 86400  # documented; used when an answer lacks expires_in
 REFRESH_MARGIN = dt.timedelta(minutes=5)  # refresh this long before the access token expires
@@ -150,8 +149,8 @@ def _oauth_error(response: requests.Response) -> str | None:
 # --- the stored token set ----------------------------------------------------------------------
 def read_token_row(store: Store) -> dict | None:
     """The stored token set (tokens registered as secrets), or None."""
-    row = next(iter(store.db.query("select * from tokens where id = ?", [TOKEN_ROW_ID])), None)
-    if row is None or not row.get("access_token"):
+    row = store.tokens.read()
+    if row is None:
         return None
     register_secret(row["access_token"])
     register_secret(row.get("refresh_token"))
@@ -198,40 +197,32 @@ def save_token_set(store: Store, token_response: dict, user: dict | None = None,
     register_secret(token_response.get("access_token"))
     register_secret(token_response.get("refresh_token"))
     now = now or utcnow()
-    row = {"id": TOKEN_ROW_ID, **_token_fields(token_response, now), "obtained_at": iso(now), "last_refresh_at": None,
+    row = {**_token_fields(token_response, now), "obtained_at": iso(now), "last_refresh_at": None,
            "firm_uuid": token_response.get("firm_uuid"), "user_name": None, "user_email": None, "firm_name": None,
            **_user_fields(user, firm)}
-    with blocking_lock(store.path, REFRESH_LOCK), store.transaction() as db:
-        db.execute("delete from tokens")
-        db["tokens"].insert(row)
+    with blocking_lock(store.path, REFRESH_LOCK):
+        store.tokens.replace(row)
 
 
 def save_identity(store: Store, user: dict | None, firm: dict | None) -> None:
     """Record who authorised, for which firm (from /me and /firm), next to the tokens."""
     fields = _user_fields(user, firm)
     if fields:
-        with store.transaction() as db:
-            db["tokens"].update(TOKEN_ROW_ID, fields)
+        store.tokens.update(fields)
 
 
 def _save_refreshed(store: Store, answer: dict, now: dt.datetime) -> None:
-    with store.transaction() as db:
-        db["tokens"].update(TOKEN_ROW_ID, {**_token_fields(answer, now), "last_refresh_at": iso(now)})
+    store.tokens.update({**_token_fields(answer, now), "last_refresh_at": iso(now)})
 
 
 def _mark_needs_reauth(store: Store, reason: str) -> None:
-    with store.transaction() as db:
-        db.execute("update tokens set needs_reauth = 1, reauth_reason = ? where id = ?", [reason[:300], TOKEN_ROW_ID])
+    store.tokens.mark_needs_reauth(reason)
 
 
 def delete_tokens(store: Store) -> bool:
     """Forget the connection (overwriting the freed pages); True if there was one."""
     with blocking_lock(store.path, REFRESH_LOCK):
-        store.db.execute("PRAGMA secure_delete = ON")
-        with store.transaction() as db:
-            had = db.execute("select count(*) from tokens").fetchone()[0] > 0
-            db.execute("delete from tokens")
-    return had
+        return store.tokens.delete()
 
 
 # --- the token every request carries -----------------------------------------------------------
@@ -384,9 +375,7 @@ def begin_pending(store: Store, now: dt.datetime | None = None) -> str:
 
     now = now or utcnow()
     state = secrets.token_urlsafe(24)
-    with store.transaction() as db:
-        db.execute("delete from oauth_pending where expires_at <= ?", [iso(now)])
-        db["oauth_pending"].insert({"state": state, "created_at": iso(now), "expires_at": iso(now + PENDING_LIFETIME)})
+    store.tokens.add_pending_state(state, iso(now), iso(now + PENDING_LIFETIME))
     return state
 
 
@@ -395,9 +384,7 @@ def take_pending(store: Store, state: str | None, now: dt.datetime | None = None
     if not state:
         return False
     now = now or utcnow()
-    with store.transaction() as db:
-        cursor = db.execute("delete from oauth_pending where state = ? and expires_at > ?", [state, iso(now)])
-        return cursor.rowcount == 1
+    return store.tokens.take_pending_state(state, iso(now))
 
 
 def landing_url(text: str, redirect_uri: str) -> str:
@@ -532,13 +519,14 @@ def _open_browser(url: str) -> bool:
         return False
 
 
-def run_auth_flow(app, no_browser: bool = False, redirect_url: str | None = None, timeout: float = 300) -> None:
-    """Connect MyCase: authorize in a browser, exchange the code, store the tokens, say who is connected.
+def run_auth_flow(app, say: Callable[..., None], ask: Callable[[str], str], no_browser: bool = False,
+                  redirect_url: str | None = None, timeout: float = 300) -> dict[str, Any]:
+    """Connect MyCase: authorize in a browser, exchange the code, store the tokens. Returns who is
+    connected (user_name, user_email, firm_name).
 
     redirect_url: finish from that pasted URL; "" prints the authorization URL and prompts for it.
+    `say(text, err=False)` shows a line, `ask(prompt)` reads the pasted URL: the command line's.
     """
-    import click
-
     from mycase_sync.config import is_loopback
 
     settings = app.settings
@@ -550,8 +538,8 @@ def run_auth_flow(app, no_browser: bool = False, redirect_url: str | None = None
     else:
         listen = redirect_url is None and is_loopback(urlsplit(settings.mycase_redirect_uri).hostname)
         if redirect_url is None and not listen:
-            click.echo(f"MYCASE_REDIRECT_URI {settings.mycase_redirect_uri} is not a loopback address:"
-                       " open the URL, then paste the address the browser lands on.", err=True)
+            say(f"MYCASE_REDIRECT_URI {settings.mycase_redirect_uri} is not a loopback address:"
+                " open the URL, then paste the address the browser lands on.", err=True)
         state_box: dict[str, str] = {}
 
         def judge(url: str) -> str:
@@ -561,20 +549,20 @@ def run_auth_flow(app, no_browser: bool = False, redirect_url: str | None = None
         state_box["state"] = begin_pending(store)
         url = authorize_url(settings, state_box["state"])
         if listener is None:
-            click.echo(url)
-            code = code_from_redirect(landing_url(click.prompt("URL the browser landed on", err=True), redirect_uri),
+            say(url)
+            code = code_from_redirect(landing_url(ask("URL the browser landed on"), redirect_uri),
                                       lambda state: take_pending(store, state))
         else:
             if not no_browser and _can_open_browser() and _open_browser(url):
-                click.echo(f"Opened a browser at MyCase's sign-in page; waiting up to {timeout:g} s for it to come back"
-                           f" (if no browser appeared, open this URL):\n{url}", err=True)
+                say(f"Opened a browser at MyCase's sign-in page; waiting up to {timeout:g} s for it to come back"
+                    f" (if no browser appeared, open this URL):\n{url}", err=True)
             else:
                 target = urlsplit(settings.mycase_redirect_uri)
                 port = target.port or 80
-                click.echo(url)
-                click.echo(f"Open the URL above in a browser; waiting up to {timeout:g} s for the redirect to"
-                           f" {settings.mycase_redirect_uri} (from another machine: ssh -L {port}:{target.hostname}:{port} ...).",
-                           err=True)
+                say(url)
+                say(f"Open the URL above in a browser; waiting up to {timeout:g} s for the redirect to"
+                    f" {settings.mycase_redirect_uri} (from another machine: ssh -L {port}:{target.hostname}:{port} ...).",
+                    err=True)
             code = listener.wait(timeout)
     register_secret(code)
     session = token_session(settings)
@@ -591,87 +579,43 @@ def run_auth_flow(app, no_browser: bool = False, redirect_url: str | None = None
     client = app.mycase
     user, firm = client.me(), client.firm()
     save_identity(store, user, firm)
-    who = _user_fields(user, firm)
-    name = who.get("user_name") or "?"
-    email = f" <{who['user_email']}>" if who.get("user_email") else ""
-    click.echo(f"Connected to MyCase as {name}{email}, firm {who.get('firm_name') or '?'}.")
+    return _user_fields(user, firm)
 
 
 # --- `mycase-sync auth status` and `auth logout` -----------------------------------------------
 def connection_report(app, now: dt.datetime | None = None) -> dict[str, Any]:
-    """The connection as `auth status --json` prints it: who, which firm, expiries; never a token."""
+    """The connection as `auth status --json` prints it: who, which firm, expiries, and a warning
+    when the authorization has expired or soon will; never a token."""
     from pathlib import Path
 
-    from mycase_sync.status import REFRESH_WARNING, connection_summary
+    from mycase_sync.health import connection_problem, connection_summary
 
     now = now or utcnow()
-    path = Path(app.settings.db_path)
-    report = connection_summary(app.store) if path.exists() else _connection_missing()
-    warnings: list[str] = []
-    refresh_expires = parse_iso(report.get("refresh_expires_at"))
-    if report["connected"] and refresh_expires is not None:
-        if refresh_expires <= now:
-            warnings.append(f"the MyCase authorization expired {refresh_expires:%Y-%m-%d %H:%M} UTC: run `mycase-sync auth`")
-        elif refresh_expires - now < REFRESH_WARNING:
-            warnings.append(f"the MyCase authorization expires {refresh_expires:%Y-%m-%d %H:%M} UTC and nothing has"
-                            " refreshed it for 11 days: is cron running? Any job run renews it.")
-    report["warnings"] = warnings
+    report = connection_summary(app.store if Path(app.settings.db_path).exists() else None)
+    problem = connection_problem(report, now) if report["connected"] else None
+    report["warnings"] = [problem] if problem else []
     return report
 
 
-def _connection_missing() -> dict[str, Any]:
-    return {"connected": False, "needs_reauth": False, "reauth_reason": None, "user": None, "user_email": None,
-            "firm": None, "access_expires_at": None, "refresh_expires_at": None, "last_refresh_at": None}
-
-
-def show_status(app, as_json: bool = False, verify: bool = False) -> int:
-    """Print the connection; 0 when connected, 3 when not. `verify` also calls MyCase (/me)."""
-    import json
-
-    import click
-
-    from mycase_sync.status import format_when
-
+def verify_connection(app) -> dict[str, Any]:
+    """The connection report after MyCase answered /me with it (refreshing the token if due)."""
     report = connection_report(app)
-    if verify:
-        if not report["connected"]:
-            raise AuthorizationError(REAUTH_MESSAGE if report["needs_reauth"] else NOT_CONNECTED_MESSAGE)
-        me = app.mycase.me()
-        report["verified"] = True
-        report["verified_as"] = me.get("email")
-        report.update({k: v for k, v in connection_report(app).items() if k.endswith("_at")})  # a refresh moves them
-    if as_json:
-        click.echo(json.dumps(report, indent=2, sort_keys=True))
-    elif report["connected"]:
-        email = f" <{report['user_email']}>" if report.get("user_email") and report["user_email"] != report["user"] else ""
-        click.echo(f"MyCase: connected as {report['user'] or '?'}{email} to {report['firm'] or '?'}")
-        click.echo(f"  access token expires:   {format_when(report['access_expires_at'])} (renewed automatically)")
-        click.echo(f"  authorization expires:  {format_when(report['refresh_expires_at'])} (each refresh renews it)")
-        click.echo(f"  last refresh:           {format_when(report['last_refresh_at'])}")
-        if verify:
-            click.echo("  verified: MyCase answered with this connection")
-    elif report["needs_reauth"]:
-        click.echo(f"MyCase: authorization expired or revoked ({report['reauth_reason'] or 'no reason given'}):"
-                   " run `mycase-sync auth`")
-    else:
-        click.echo("MyCase: not connected: run `mycase-sync auth`")
-    if not as_json:
-        for line in report["warnings"]:
-            click.echo(f"Warning: {line}", err=True)
-    return 0 if report["connected"] else 3
+    if not report["connected"]:
+        raise AuthorizationError(REAUTH_MESSAGE if report["needs_reauth"] else NOT_CONNECTED_MESSAGE)
+    me = app.mycase.me()
+    report["verified"] = True
+    report["verified_as"] = me.get("email")
+    report.update({k: v for k, v in connection_report(app).items() if k.endswith("_at")})  # a refresh moves them
+    return report
 
 
-def logout(app) -> None:
-    """Delete the stored tokens (and any pending authorization)."""
+def logout(app) -> bool:
+    """Delete the stored tokens (and any pending authorization); True if there was a connection."""
     from pathlib import Path
 
-    import click
-
     if not Path(app.settings.db_path).exists():
-        click.echo("MyCase was not connected; nothing to delete.")
-        return
+        return False
     store = app.store
     had = delete_tokens(store)
-    with store.transaction() as db:
-        db.execute("delete from oauth_pending")
-    click.echo("Deleted the stored MyCase tokens." if had else "MyCase was not connected; nothing to delete.")
+    store.tokens.clear_pending_states()
+    return had

@@ -1,14 +1,14 @@
-"""The SQLite state store shared by every command: tokens, cursors, mappings, ledgers, runs.
+"""The SQLite connection every command shares, its transactions, and the cursors and run history.
 
 One file (WAL mode, so readers never block the writer) that three cron jobs use at once.
-Schema changes are numbered migrations recorded in the database. The file is 0600 in a
-0700 directory: it holds the MyCase tokens.
+Schema changes are numbered migrations (schema.py) applied under a lock. The file is 0600 in a
+0700 directory: it holds the MyCase tokens. Each table's statements live in its own module here
+(tokens, matters, ledger); nothing outside this package writes SQL.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import sqlite3
@@ -18,112 +18,17 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
 
 from mycase_sync.errors import ConfigError, TemporaryError
 from mycase_sync.locks import blocking_lock
+from mycase_sync.store.ledger import Ledger
+from mycase_sync.store.matters import MatterTable
+from mycase_sync.store.schema import migrations
+from mycase_sync.store.states import RunOutcome
+from mycase_sync.store.tokens import TokenTable
+from mycase_sync.values import iso, utcnow
 
 BUSY_TIMEOUT_MS = 30_000
-
-migrations = Migrations("mycase_sync")
-
-
-@migrations(name="0001_initial")
-def _initial(db: Database) -> None:
-    db["tokens"].create(
-        {
-            "id": int,
-            "access_token": str,
-            "refresh_token": str,
-            "token_type": str,
-            "expires_at": str,  # ISO 8601 UTC
-            "refresh_expires_at": str,
-            "obtained_at": str,
-            "last_refresh_at": str,
-            "firm_uuid": str,
-            "user_name": str,
-            "user_email": str,
-            "firm_name": str,
-            "needs_reauth": int,
-            "reauth_reason": str,
-        },
-        pk="id",
-    )
-    db["cursors"].create({"job": str, "value": str, "updated_at": str}, pk="job")
-    db["matters"].create(
-        {
-            "mycase_id": str,  # the key: MyCase case id as a string
-            "casestatus_id": int,
-            "readable_id": str,
-            "fields_hash": str,  # hash of the last fields Case Status is known to hold
-            "fields": str,  # JSON of those fields
-            "state": str,  # synced | pending (write outcome unknown) | failed | skipped
-            "attempts": int,
-            "last_error": str,
-            "updated_at": str,
-        },
-        pk="mycase_id",
-    )
-    db["matters"].create_index(["casestatus_id"])
-    db["matters"].create_index(["state"])
-    db["ledger"].create(
-        {
-            "kind": str,  # document | message
-            "item_id": int,  # Case Status id of the file or message
-            "integration_id": str,  # MyCase case id the item belongs to
-            "state": str,  # pending | claimed | sent | waiting | failed
-            "attempts": int,
-            "last_error": str,
-            "remote_id": str,  # MyCase note or document id once confirmed
-            "sha256": str,
-            "size": int,
-            "item": str,  # JSON of the Case Status record, so a retry needs no re-listing
-            "created_at": str,
-            "updated_at": str,
-        },
-        pk=("kind", "item_id"),
-    )
-    db["ledger"].create_index(["kind", "state"])
-    db["runs"].create(
-        {
-            "id": int,
-            "run_id": str,
-            "job": str,
-            "started_at": str,
-            "finished_at": str,
-            "outcome": str,  # running | success | partial | failed | temporary | auth
-            "counts": str,  # JSON
-            "error": str,
-        },
-        pk="id",
-    )
-    db["runs"].create_index(["job", "started_at"])
-
-
-@migrations(name="0002_oauth_pending")
-def _oauth_pending(db: Database) -> None:
-    """Authorization requests whose URL was printed: a pasted redirect is accepted only with one of these states."""
-    db["oauth_pending"].create({"state": str, "created_at": str, "expires_at": str}, pk="state")
-
-
-@migrations(name="0003_matters_waiting_for")
-def _matters_waiting_for(db: Database) -> None:
-    """A matter skipped because its lead attorney has no Case Status user waits for that email:
-    the import retries it by id once the user exists, though nothing changed in MyCase."""
-    db["matters"].add_column("waiting_for", str)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def iso(moment: dt.datetime | None) -> str | None:
-    return moment.astimezone(dt.timezone.utc).isoformat() if moment else None
-
-
-def parse_iso(text: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(text) if text else None
-
 
 class _SerialDatabase(Database):
     """sqlite-utils wraps every query() in a SAVEPOINT. On a connection that worker threads share,
@@ -168,6 +73,12 @@ class Store:
             if "locked" in str(exc):
                 raise TemporaryError(f"state store {self.path} is locked by another process: {exc}") from None
             raise ConfigError(f"state store {self.path} is not a usable SQLite database: {exc}") from None
+        self.tokens = TokenTable(self)
+        self.matters = MatterTable(self)
+
+    def ledger(self, kind: str) -> Ledger:
+        """The push ledger of one kind of item ("document" or "message")."""
+        return Ledger(self, kind)
 
     def close(self) -> None:
         self.db.close()
@@ -208,7 +119,7 @@ class Store:
         run_id = uuid.uuid4().hex[:12]
         with self.transaction() as db:
             db["runs"].insert(
-                {"run_id": run_id, "job": job, "started_at": iso(utcnow()), "outcome": "running", "counts": "{}"}
+                {"run_id": run_id, "job": job, "started_at": iso(utcnow()), "outcome": RunOutcome.RUNNING, "counts": "{}"}
             )
         return run_id
 
@@ -232,6 +143,14 @@ class Store:
         row = rows[0]
         row["counts"] = json.loads(row["counts"] or "{}")
         return row
+
+    def last_completed(self, job: str) -> str | None:
+        """When the job's last run that went through its work finished (see RunOutcome.COMPLETED)."""
+        marks = ",".join("?" for _ in RunOutcome.COMPLETED)
+        row = self.db.execute(
+            f"select finished_at from runs where job = ? and outcome in ({marks}) order by id desc limit 1",
+            [job, *RunOutcome.COMPLETED]).fetchone()
+        return row[0] if row else None
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -1,0 +1,31 @@
+"""The words the state store uses for where each thing stands; every module reads them from here."""
+
+
+class MatterState:
+    """A row of `matters`: one MyCase case and what Case Status is known to hold for it."""
+
+    SYNCED = "synced"  # Case Status holds the stored fields
+    PENDING = "pending"  # a write's outcome is unknown: read Case Status before writing again
+    FAILED = "failed"  # the record's fault or a refusal: retried by id every run
+    SKIPPED = "skipped"  # the firm's to fix (no attorney, lead not a user): retried when it changes
+
+
+class ItemState:
+    """A row of `ledger`: one Case Status message or file on its way to MyCase."""
+
+    WAITING = "waiting"  # its case is not imported yet
+    PENDING = "pending"  # to send; nothing of ours landed
+    CLAIMED = "claimed"  # a send began and its outcome is not confirmed: in doubt, look for its marker first
+    SENT = "sent"
+    FAILED = "failed"  # parked after too many failed runs; --retry-failed puts it back
+
+
+class RunOutcome:
+    RUNNING = "running"
+    SUCCESS = "success"
+    PARTIAL = "partial"  # went through its work; some records failed
+    FAILED = "failed"
+    TEMPORARY = "temporary"
+    AUTH = "auth"
+    INTERRUPTED = "interrupted"
+    COMPLETED = (SUCCESS, PARTIAL)
