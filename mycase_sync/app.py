@@ -110,6 +110,15 @@ def run_job(app: App, job: str, work: Callable[[str], dict]) -> int:
         return EXIT_PARTIAL if failed else EXIT_OK
 
 
+def run_dry(app: App, job: str, work: Callable[[str], dict]) -> tuple[int, dict]:
+    """--dry-run of any job: under the job's lock (so it never races a real run) but with no run
+    record (a dry run must not count as a completed run in `status`). Returns the exit code a real
+    run would have had, by the same rule as run_job, and the counts (with the job's "plan" lines)."""
+    with job_lock(app.settings.db_path, job):
+        counts = work("dry-run")
+    return (EXIT_PARTIAL if int(counts.get("failed", 0) or 0) else EXIT_OK), counts
+
+
 def run_summary(job: str, outcome: str, seconds: float, counts: dict | None, error: str | None) -> str:
     """`push-messages success in 0.4 s: sent=3 waiting=2`: the non-zero counts, then the error if any."""
     shown = " ".join(f"{key}={value}" for key, value in (counts or {}).items()

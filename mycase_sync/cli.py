@@ -84,10 +84,16 @@ def main_group(ctx: click.Context, env_file, verbose, quiet, log_file):
     ctx.call_on_close(ctx.obj.close)
 
 
-def _job(ctx: click.Context, job: str, work) -> None:
-    from mycase_sync.app import run_job
+def _job(ctx: click.Context, job: str, work, dry_run: bool = False) -> None:
+    """Run a job under its lock; a dry run prints its plan and is not recorded as a run."""
+    from mycase_sync.app import run_dry, run_job
 
-    ctx.exit(run_job(ctx.obj.app, job, work))
+    if not dry_run:
+        ctx.exit(run_job(ctx.obj.app, job, work))
+    code, counts = run_dry(ctx.obj.app, job, work)
+    for line in counts.get("plan", []):
+        click.echo(line)
+    ctx.exit(code)
 
 
 # --- auth -----------------------------------------------------------------------------------
@@ -191,7 +197,6 @@ def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, c
     if report and not os.path.isdir(os.path.dirname(os.path.abspath(report))):
         raise click.BadParameter(f"no such directory for {report!r}", param_hint="--report")
     from mycase_sync.sync.matters import import_matters as work
-    from mycase_sync.sync.matters import run_dry
 
     app = ctx.obj.app
 
@@ -199,9 +204,7 @@ def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, c
         return work(app, run_id, full=full, since=since_dt, case_ids=list(case_ids), dry_run=dry_run,
                     report=report, create_staff=create_staff or app.settings.create_staff)
 
-    if dry_run:
-        ctx.exit(run_dry(app, job))
-    _job(ctx, "import-matters", job)
+    _job(ctx, "import-matters", job, dry_run)
 
 
 def _push_options(func):
@@ -213,7 +216,6 @@ def _push_options(func):
 
 
 def _push(ctx: click.Context, job: str, work, dry_run, since, all_items, retry_failed) -> None:
-    """Run a push job; a dry run is not recorded as a run (it must not look like a completed push)."""
     since_dt = parse_date(since, "--since")
     if all_items and since_dt:
         raise click.UsageError("--all cannot be combined with --since")
@@ -222,10 +224,7 @@ def _push(ctx: click.Context, job: str, work, dry_run, since, all_items, retry_f
     def run(run_id: str) -> dict:
         return work(app, run_id, dry_run=dry_run, since=since_dt, all_items=all_items, retry_failed=retry_failed)
 
-    if dry_run:
-        run("dry-run")
-        ctx.exit(0)
-    _job(ctx, job, run)
+    _job(ctx, job, run, dry_run)
 
 
 @main_group.command("push-documents")

@@ -20,7 +20,8 @@ from mycase_sync.config import load_settings
 from mycase_sync.errors import TemporaryError
 from mycase_sync.mycase.auth import save_token_set
 from mycase_sync.sync import documents, messages
-from mycase_sync.sync.push import MAX_FAILED_RUNS, PAGE_KEY
+from mycase_sync.store.ledger import MAX_FAILED_RUNS
+from mycase_sync.sync.push import PAGE_KEY
 
 MYCASE = "https://mycase.test/v1"
 CS = "https://cs.test"
@@ -367,12 +368,12 @@ def test_an_unreachable_mycase_stops_the_run_without_counting_attempts(app, cs, 
     assert row["attempts"] == 0 and row["state"] in ("pending", "claimed")
 
 
-def test_dry_run_lists_and_changes_nothing(app, cs, mc, capsys):
+def test_dry_run_lists_and_changes_nothing(app, cs, mc):
     imported(app, 11)
     cs.add_message(11, "hello", sender="Jane Doe")
     cs.add_message(12, "waits")
     counts = push_messages(app, dry_run=True)
-    out = capsys.readouterr().out
+    out = "\n".join(counts["plan"])  # the lines the command prints
     assert "would push message 5001 (case R-11) to MyCase matter 11: Case Status message from Jane Doe (client)" in out
     assert "waiting: message 5002" in out and "case 12 is not imported yet" in out
     assert counts["would_push"] == 1 and counts["waiting"] == 1
@@ -508,11 +509,11 @@ def test_a_download_link_to_an_internal_address_is_refused(app, cs, mc, requests
     assert "refusing" in ledger(app, "document")[record["id"]]["last_error"]
 
 
-def test_documents_dry_run_changes_nothing(app, cs, mc, capsys, tmp_path):
+def test_documents_dry_run_changes_nothing(app, cs, mc, tmp_path):
     imported(app, 11)
     cs.add_file(11, "../x/scan.pdf")
     counts = push_documents(app, dry_run=True)
     assert counts["would_push"] == 1
-    assert 'would push file 9001 "scan.pdf" (case R-11) to MyCase matter 11' in capsys.readouterr().out
+    assert 'would push file 9001 "scan.pdf" (case R-11) to MyCase matter 11' in "\n".join(counts["plan"])
     assert ledger(app, "document") == {} and mc.requests == []
     assert not (tmp_path / "state" / documents.SCRATCH_DIR).exists()

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import threading
 
-from mycase_sync.store import open_store
-from mycase_sync.sync.push import (
-    CLAIMED, FAILED, MAX_FAILED_RUNS, PENDING, SENT, WAITING, Batch, Cursor, Ledger,
-)
+from mycase_sync.store import ItemState, open_store
+from mycase_sync.store.ledger import MAX_FAILED_RUNS
+from mycase_sync.sync.poller import Cursor
+
+CLAIMED, FAILED, PENDING, SENT, WAITING = (ItemState.CLAIMED, ItemState.FAILED, ItemState.PENDING, ItemState.SENT,
+                                           ItemState.WAITING)
 
 
 def make(tmp_path):
     store = open_store(tmp_path / "state.db")
-    return store, Ledger(store, "message")
+    return store, store.ledger("message")
 
 
 def add(ledger, *records, cursor=None):
-    return ledger.add(Batch(1, list(records), cursor), lambda r: r.get("integration_id"), "push-messages")
+    rows = [(record["id"], record.get("integration_id"), record) for record in records]
+    return ledger.add(rows, ("push-messages", cursor.dump()) if cursor else None)
 
 
 def map_case(store, mycase_id, casestatus_id=70001):
@@ -44,8 +47,8 @@ def test_items_are_recorded_once_with_their_cursor_and_wait_for_their_case(tmp_p
     map_case(store, "11")
     ledger.match_cases()
     items = {i.item_id: i for i in ledger.rows((PENDING, CLAIMED, WAITING))}
-    assert items[1].state == PENDING and items[1].matter_id == "11"
-    assert items[2].state == WAITING and items[2].matter_id is None
+    assert items[1].state == PENDING and items[1].case_imported and items[1].integration_id == "11"
+    assert items[2].state == WAITING and not items[2].case_imported
     with store.transaction() as db:  # a matter unmapped again (store edited by hand): it waits
         db.execute("delete from matters")
     ledger.match_cases()
@@ -58,7 +61,9 @@ def test_attempts_count_failed_runs_and_park_at_the_limit(tmp_path):
     for run in range(1, MAX_FAILED_RUNS + 1):
         (item,) = ledger.rows((PENDING, CLAIMED))
         ledger.claim(item)
-        item.in_doubt = run % 2 == 0
+        if run % 2:  # MyCase answered "no": nothing landed, no longer in doubt
+            ledger.refused(item)
+        assert item.in_doubt == (run % 2 == 0)
         state = ledger.fail(item, "boom")
         assert item.attempts == run  # claim and fail in one run count once
         assert state == (FAILED if run == MAX_FAILED_RUNS else CLAIMED if item.in_doubt else PENDING)
@@ -75,10 +80,13 @@ def test_attempts_count_failed_runs_and_park_at_the_limit(tmp_path):
 def test_a_release_gives_back_the_attempt_of_a_run_stopped_by_an_outage(tmp_path):
     store, ledger = ready(tmp_path)
     (item,) = ledger.rows((PENDING,))
-    ledger.claim(item)
-    ledger.release(item)
+    ledger.release(item)  # stopped before its send began: still simply pending
     (item,) = ledger.rows((PENDING, CLAIMED))
     assert item.attempts == 0 and item.state == PENDING
+    ledger.claim(item)  # its send began, then the outage: in doubt, and still no attempt counted
+    ledger.release(item)
+    (item,) = ledger.rows((PENDING, CLAIMED))
+    assert item.attempts == 0 and item.state == CLAIMED and item.in_doubt
     store.close()
 
 

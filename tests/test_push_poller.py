@@ -6,7 +6,9 @@ import datetime as dt
 
 import pytest
 
-from mycase_sync.sync.push import ASC, DESC, Cursor, Poller, find_record, marker, markers_in, page_order, parse_moment
+from mycase_sync.sync.markers import marker, markers_in
+from mycase_sync.sync.poller import ASC, DESC, Cursor, Poller, find_record, page_order
+from mycase_sync.values import parse_timestamp as parse_moment
 
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 SIZE = 100

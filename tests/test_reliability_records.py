@@ -23,7 +23,10 @@ from mycase_sync.sync.documents import description, display_name, document_path,
 from mycase_sync.sync.filenames import MAX_BYTES
 from mycase_sync.sync.mapping import FAILED, SKIPPED, MappedMatter, MappingProblem
 from mycase_sync.sync.messages import note_date, note_subject, note_text
-from mycase_sync.sync.push import integration_text, markers_in, parse_moment, record_id
+from mycase_sync.sync.markers import markers_in
+from mycase_sync.sync.poller import record_id
+from mycase_sync.sync.push import integration_text
+from mycase_sync.values import parse_timestamp as parse_moment
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

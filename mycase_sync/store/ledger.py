@@ -132,12 +132,12 @@ class Ledger:
         return {"counts": counts, "retrying": retrying, "failed_items": failed}
 
     # --- one item's way -------------------------------------------------------------------------
-    def _update(self, item: Item, **values: Any) -> None:
+    def _update(self, row: Item, **values: Any) -> None:
         values["updated_at"] = iso(utcnow())
         sets = ", ".join(f"{name} = ?" for name in values)
         with self.store.transaction() as db:
             db.execute(f"update ledger set {sets} where kind = ? and item_id = ?",
-                       [*values.values(), self.kind, item.item_id])
+                       [*values.values(), self.kind, row.item_id])
 
     def _charged(self, item: Item) -> int:
         return item.attempts + (0 if item.counted else 1)

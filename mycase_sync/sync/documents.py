@@ -25,10 +25,11 @@ from typing import Iterator
 from mycase_sync.casestatus import client as cs
 from mycase_sync.errors import RefusedURL, ServiceError
 from mycase_sync.mycase import client as mc
+from mycase_sync.store.ledger import Item
 from mycase_sync.sync.filenames import printable, safe_filename
-from mycase_sync.sync.push import (
-    Context, Item, ItemError, Job, Markers, integration_text, marker, parse_moment, run_push,
-)
+from mycase_sync.sync.markers import Markers, marker
+from mycase_sync.sync.push import Context, ItemError, Job, integration_text, run_push
+from mycase_sync.values import parse_timestamp
 
 SCRATCH_DIR = "push-documents.tmp"
 EXPIRED = (403, 404, 410)  # how a stale download link or pre-signed URL answers
@@ -119,11 +120,11 @@ class DocumentsJob(Job):
         return integration_text(record.get(cs.FILE_CASE_INTEGRATION_ID))
 
     def moment(self, record: dict) -> dt.datetime | None:
-        return parse_moment(record.get(cs.FILE_CREATED_AT)) or parse_moment(record.get(cs.FILE_UPDATED_AT))
+        return parse_timestamp(record.get(cs.FILE_CREATED_AT)) or parse_timestamp(record.get(cs.FILE_UPDATED_AT))
 
     def describe(self, item: Item) -> str:
         case = item.record.get(cs.FILE_CASE_READABLE_ID) or item.integration_id or "?"
-        where = f" to MyCase matter {item.matter_id}" if item.matter_id else ""
+        where = f" to MyCase matter {item.integration_id}" if item.case_imported else ""
         return f'file {item.item_id} "{display_name(item.record)}" (case {case}){where}'
 
     def markers(self, mycase) -> Markers:
@@ -175,17 +176,15 @@ class DocumentsJob(Job):
         with ctx.resources.file_for(item) as path:
             self.download(ctx, item, path)
             if item.remote_id is None and item.in_doubt:
-                found = ctx.markers.lookup(item.matter_id, item.item_id)
+                found = ctx.markers.lookup(item.integration_id, item.item_id)
                 if found is not None:
                     ctx.ledger.created(item, found)  # its bytes may never have arrived: a version completes it
-                else:
-                    item.in_doubt = False
             ctx.ledger.claim(item)
             upload = self._new_upload(ctx, item) if item.remote_id is not None else None
             if upload is None:
                 record = item.record
                 upload = ctx.write(item, lambda: ctx.mycase.create_document(
-                    item.matter_id, document_path(record, ctx.app.settings.documents_folder),
+                    item.integration_id, document_path(record, ctx.app.settings.documents_folder),
                     display_name(record), description(record, item.item_id)))
                 if upload.get("id") is None:
                     raise ItemError("MyCase created the document but its answer has no id")

@@ -590,11 +590,3 @@ def _summary(run: ImportRun, scope: str, seconds: float, app) -> None:
     level = logging.WARNING if c[FAILED] else logging.INFO
     log.log(level, "import-matters: %s%s (%s)%s; %d MyCase and %d Case Status requests in %.1f s", prefix, words,
             scope, notes, app.mycase.session.requests_sent, app.casestatus.session.requests_sent, seconds)
-
-
-def run_dry(app, work: Callable[[str], dict]) -> int:
-    """--dry-run: the job's lock (so it never races a real run), but no run record: a dry run must
-    not count as a completed import in `status`."""
-    with job_lock(app.settings.db_path, JOB):
-        counts = work("dry-run")
-    return EXIT_PARTIAL if counts.get(FAILED) else EXIT_OK

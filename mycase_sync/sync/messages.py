@@ -13,9 +13,10 @@ from collections import defaultdict
 
 from mycase_sync.casestatus import client as cs
 from mycase_sync.mycase import client as mc
-from mycase_sync.sync.push import (
-    Context, Item, Job, Markers, integration_text, marker, parse_moment, run_push,
-)
+from mycase_sync.store.ledger import Item
+from mycase_sync.sync.markers import Markers, marker
+from mycase_sync.sync.push import Context, Job, integration_text, run_push
+from mycase_sync.values import parse_timestamp
 
 MAX_SUBJECT = 255
 
@@ -43,14 +44,14 @@ def note_text(record: dict, item_id: int) -> str:
 def note_date(record: dict) -> str:
     """When the message was sent, as Case Status gave it; an ISO 8601 date-time in any case."""
     raw = record.get(cs.MSG_SENT_AT)
-    if parse_moment(raw) is not None and "T" in raw:
+    if parse_timestamp(raw) is not None and "T" in raw:
         return raw.strip()
-    moment = parse_moment(record.get(cs.MSG_SENT_AT)) or parse_moment(record.get(cs.MSG_CREATED_AT))
+    moment = parse_timestamp(record.get(cs.MSG_SENT_AT)) or parse_timestamp(record.get(cs.MSG_CREATED_AT))
     return (moment or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _sent_order(item: Item) -> tuple:
-    moment = parse_moment(item.record.get(cs.MSG_SENT_AT)) or parse_moment(item.record.get(cs.MSG_CREATED_AT))
+    moment = parse_timestamp(item.record.get(cs.MSG_SENT_AT)) or parse_timestamp(item.record.get(cs.MSG_CREATED_AT))
     return (moment or dt.datetime.max.replace(tzinfo=dt.timezone.utc), item.item_id)
 
 
@@ -67,11 +68,11 @@ class MessagesJob(Job):
         return integration_text(record.get(cs.MSG_INTEGRATION_ID))
 
     def moment(self, record: dict) -> dt.datetime | None:
-        return parse_moment(record.get(cs.MSG_CREATED_AT)) or parse_moment(record.get(cs.MSG_SENT_AT))
+        return parse_timestamp(record.get(cs.MSG_CREATED_AT)) or parse_timestamp(record.get(cs.MSG_SENT_AT))
 
     def describe(self, item: Item) -> str:
         case = item.record.get(cs.MSG_READABLE_ID) or item.integration_id or "?"
-        where = f" to MyCase matter {item.matter_id}" if item.matter_id else ""
+        where = f" to MyCase matter {item.integration_id}" if item.case_imported else ""
         return f"message {item.item_id} (case {case}){where}: {note_subject(item.record)}"
 
     def markers(self, mycase) -> Markers:
@@ -81,21 +82,21 @@ class MessagesJob(Job):
         """One lane per matter, in the order the messages were sent."""
         by_matter: dict[str, list[Item]] = defaultdict(list)
         for item in items:
-            by_matter[item.matter_id].append(item)
+            by_matter[item.integration_id].append(item)
         return [sorted(lane, key=_sent_order) for lane in by_matter.values()]
 
     def push(self, ctx: Context, item: Item) -> None:
         if item.in_doubt:
-            found = ctx.markers.lookup(item.matter_id, item.item_id)
+            found = ctx.markers.lookup(item.integration_id, item.item_id)
             if found is not None:
                 ctx.ledger.confirm(item, found)
                 return
-            item.in_doubt = False  # the marker is absent: the earlier attempt never landed
+            # The marker is absent: the earlier attempt never landed, and this one is claimed anew.
         ctx.ledger.claim(item)
         record = item.record
         note = ctx.write(item, lambda: ctx.mycase.create_note(
-            item.matter_id, note_subject(record), note_text(record, item.item_id), note_date(record)))
-        ctx.ledger.confirm(item, note.get("id") or "unknown")
+            item.integration_id, note_subject(record), note_text(record, item.item_id), note_date(record)))
+        ctx.ledger.confirm(item, note.get("id"))
 
 
 def push_messages(app, run_id: str, dry_run: bool = False, since=None, all_items: bool = False,

@@ -1,0 +1,213 @@
+"""Finding what is new in a Case Status list (messages, files) from a saved cursor.
+
+Case Status lists are id-ordered pages; which way they run is read off the pages themselves.
+The poller knows nothing of the store: it yields batches of records with the cursor that covers
+them, and the push run saves both in one transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from mycase_sync.casestatus.client import PAGE_SIZE
+from mycase_sync.values import positive_id
+
+FIND_PAGES = 40  # pages a search for a moved record may read before giving up
+ASC, DESC = "asc", "desc"
+
+
+def record_id(record: Any) -> int | None:
+    """A record's Case Status id, or None for a record too malformed to track."""
+    return positive_id(record.get("id")) if isinstance(record, dict) else None
+
+
+def page_order(records: list[dict]) -> str | None:
+    """ASC or DESC as a page shows it; None when a page is too short to tell."""
+    ids = [record_id(r) for r in records]
+    if len(ids) < 2 or ids[0] == ids[-1]:
+        return None
+    return ASC if ids[0] < ids[-1] else DESC
+
+
+@dataclass
+class Cursor:
+    """Where the last poll stopped: the last page that held records, the highest id seen, the order."""
+
+    page: int = 1
+    highest: int = 0
+    order: str = ASC
+    size: int = PAGE_SIZE
+
+    @classmethod
+    def load(cls, value: Any, size: int = PAGE_SIZE) -> "Cursor | None":
+        if not isinstance(value, dict):
+            return None
+        try:
+            cursor = cls(int(value["page"]), int(value["highest"]), str(value.get("order") or ASC),
+                         int(value.get("size") or size))
+        except (KeyError, TypeError, ValueError):
+            return None
+        if cursor.order not in (ASC, DESC) or cursor.page < 1 or cursor.size < 1:
+            return None
+        if cursor.size != size:  # the same position counted in pages of the new size
+            cursor.page = (cursor.page - 1) * cursor.size // size + 1
+            cursor.size = size
+        return cursor
+
+    def dump(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Batch:
+    """Records to put in the ledger, and the cursor to save in the same transaction (if any)."""
+
+    page: int
+    records: list[dict]
+    cursor: Cursor | None
+
+
+class Poller:
+    """Finds what is new in an id-ordered Case Status list, reading as few pages as it can.
+
+    Incremental (a cursor, no backfill): ascending lists resume at the cursor's page (walking
+    back if records were deleted) and read on while pages come back full; newest-first lists
+    are read from page 1 until a page holds anything already seen. A run with nothing new reads
+    one page (two when the last page was exactly full).
+    Full scan (first run, --since, --all): every page, taking records in the window (or all)
+    and anything newer than the cursor; a newest-first list stops once a page is all old.
+    """
+
+    def __init__(self, fetch: Callable[[int], list], cursor: Cursor | None, *, full: bool,
+                 window_start: dt.datetime | None, moment: Callable[[dict], dt.datetime | None],
+                 size: int = PAGE_SIZE):
+        self._fetch_page = fetch
+        self.cursor = cursor or Cursor(size=size)
+        self.known = cursor.highest if cursor else None  # ids above this are new
+        self.full = full or cursor is None
+        self.window_start = window_start
+        self.moment = moment
+        self.size = size
+        self.requests = 0
+        self.malformed = 0
+        self.out_of_window = 0
+
+    def _fetch(self, page: int) -> list[dict]:
+        self.requests += 1
+        raw = self._fetch_page(page)
+        records = [r for r in raw if record_id(r) is not None]
+        self.malformed += len(raw) - len(records)
+        return records
+
+    def _is_new(self, record: dict) -> bool:
+        return self.known is not None and record_id(record) > self.known
+
+    def _in_window(self, record: dict) -> bool:
+        if self.window_start is None:
+            return True
+        moment = self.moment(record)
+        return moment is None or moment >= self.window_start  # an undated record is never dropped
+
+    def _take(self, records: list[dict]) -> list[dict]:
+        taken = []
+        for record in records:
+            if self._is_new(record):
+                taken.append(record)
+            elif self.full and self._in_window(record):
+                taken.append(record)
+            elif self.full:
+                self.out_of_window += 1
+        return taken
+
+    def _highest(self, highest: int, records: list[dict]) -> int:
+        return max([highest, *(record_id(r) for r in records)])
+
+    def batches(self) -> Iterator[Batch]:
+        start = 1 if self.full else self.cursor.page
+        records = self._fetch(start)
+        order = page_order(records) or self.cursor.order
+        if order == DESC:
+            yield from self._newest_first(records if start == 1 else self._fetch(1))
+            return
+        page = start
+        if not self.full:
+            # Deleted records shift later ones to earlier pages: step back until this page
+            # reaches what we had seen, so nothing that moved down is skipped.
+            while page > 1 and (not records or min(record_id(r) for r in records) > self.cursor.highest):
+                page -= 1
+                records = self._fetch(page)
+        yield from self._oldest_first(page, records)
+
+    def _oldest_first(self, page: int, records: list[dict]) -> Iterator[Batch]:
+        highest = self.cursor.highest
+        keep_page = self.cursor.page if (self.full and self.known is not None) else 1
+        while True:
+            if records or page == 1:
+                highest = self._highest(highest, records)
+                cursor = Cursor(max(keep_page, page), highest, ASC, self.size)
+                yield Batch(page, self._take(records), cursor)
+            if len(records) < self.size:
+                return
+            page += 1
+            records = self._fetch(page)
+
+    def _reached_old(self, records: list[dict]) -> bool:
+        """A newest-first page past which nothing more can be taken."""
+        if not self.full:
+            return any(not self._is_new(r) for r in records)  # ids only grow: the rest was seen
+        if self.window_start is None or any(self._is_new(r) for r in records):
+            return False
+        return all((m := self.moment(r)) is not None and m < self.window_start for r in records)
+
+    def _newest_first(self, records: list[dict]) -> Iterator[Batch]:
+        """The cursor moves only at the end: until every new page is in, the old highest id stands."""
+        page, highest = 1, self.cursor.highest
+        while True:
+            order = page_order(records)
+            if order == ASC and page == 1:  # it flipped back: read it as an ascending list
+                yield from self._oldest_first(1, records)
+                return
+            highest = self._highest(highest, records)
+            yield Batch(page, self._take(records), None)
+            if len(records) < self.size or self._reached_old(records):
+                break
+            page += 1
+            records = self._fetch(page)
+        yield Batch(page, [], Cursor(1, highest, DESC, self.size))
+
+
+def find_record(fetch: Callable[[int], list], item_id: int, page: int, order: str,
+                size: int = PAGE_SIZE) -> tuple[dict, int] | None:
+    """List a record again (for a fresh download link): start at the page it was on, follow the ids.
+
+    Returns (record, page) or None when it is no longer listed.
+    """
+    page = max(int(page or 1), 1)
+    seen: set[int] = set()
+    for _ in range(FIND_PAGES):
+        if page in seen or page < 1:
+            return None
+        seen.add(page)
+        records = [r for r in fetch(page) if record_id(r) is not None]
+        for record in records:
+            if record_id(record) == item_id:
+                return record, page
+        if not records:
+            page -= 1  # past the end: the list got shorter
+            continue
+        ascending = (page_order(records) or order) == ASC
+        ids = [record_id(r) for r in records]
+        low, high = min(ids), max(ids)
+        if low <= item_id <= high:
+            return None  # within this page's range but absent: deleted
+        toward_start = item_id < low if ascending else item_id > high
+        if toward_start:
+            page -= 1
+        elif len(records) < size:
+            return None  # beyond the last page
+        else:
+            page += 1
+    return None
