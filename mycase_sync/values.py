@@ -52,5 +52,5 @@ def positive_id(value: Any) -> int | None:
     if isinstance(value, float):
         value = int(value) if value.is_integer() else None
     elif isinstance(value, str):
-        value = int(value.strip()) if value.strip().isdigit() else None
+        value = int(value.strip()) if value.strip().isdecimal() else None
     return value if isinstance(value, int) and value > 0 else None

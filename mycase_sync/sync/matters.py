@@ -1,23 +1,19 @@
 """import-matters: every open and closed MyCase matter, once in Case Status, kept in step.
 
-Flow: MyCase pages (read on this thread, 1000 at a time) -> mapping.map_matter (pure) -> a bounded
-pool of workers writing to Case Status -> one row per matter in the store's `matters` table,
-committed on this thread as each matter finishes. Nothing is held back for the end of the run,
+Flow, for each matter: fetch (MyCase pages, read on this thread, 1000 at a time) -> map
+(mapping.map_matter, pure) -> write (matter_sync.sync_matter, in a bounded pool of workers: the
+writes it needs, planned by mapping.plan_writes) -> record (store.matters.record, on this thread, as
+each matter finishes). Nothing is held back for the end of the run,
 and memory stays flat: pages are streamed, at most workers × 4 matters are in flight, and the
 mapping table is read one row at a time.
 
-Exactly once, whatever happens:
-- `matters` keeps MyCase id -> Case Status id and the fields Case Status holds (with their hash).
-  Unchanged matter: no request. Changed: one PATCH with the changed fields only (a stage only when
-  it changed: each stage write sends the client a survey), and close/reopen for the status.
-- Before a matter's writes are sent its row is marked `pending`. A write whose outcome is unknown
-  (timeout, dropped connection, crash, kill -9) leaves it `pending`, and the next run first reads
-  the case as Case Status holds it (by integration_id) and writes only the difference.
-- A new matter is looked up by integration_id first (it may exist from a crashed run or the hosted
-  integration), then created (closed ones in the same request); a 409 adopts the existing case.
-  During the backfill (no import completed yet) the lookup is one read of the whole Case Status
-  case list at the start (100 cases a request) instead of one request per matter: half the
-  requests of a 10-year backfill.
+Exactly once, whatever happens: the store keeps MyCase id -> Case Status id and the fields Case
+Status holds (with their hash); an unchanged matter costs no request, a changed one only the
+difference. Before a matter's writes are sent its row is marked pending, so a write whose outcome
+is unknown (timeout, dropped connection, crash, kill -9) makes the next run read the case first
+(matter_sync.py says how). During the backfill (no import completed yet) that lookup is one read
+of the whole Case Status case list at the start (100 cases a request) instead of one request per
+matter: half the requests of a 10-year backfill.
 
 Which matters (the window): the first run and --full take everything updated in the last 10
 years; later runs take what was updated since the earlier of (start − 30 days) and (start of the
@@ -50,72 +46,39 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-import json
 import logging
 import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from mycase_sync.casestatus import client as cs
-from mycase_sync.errors import EXIT_OK, EXIT_PARTIAL, OutcomeUnknown, ServiceError, TemporaryError
-from mycase_sync.locks import job_lock
+from mycase_sync.errors import ServiceError, TemporaryError
 from mycase_sync.mycase import client as mc
 from mycase_sync.output import Progress
 from mycase_sync.report import ReportRow, open_report
-from mycase_sync.store import iso, utcnow
+from mycase_sync.store import MatterState
+from mycase_sync.store.matters import CaseIndex, MatterRow
 from mycase_sync.sync.mapping import (
-    FAILED, SKIPPED, MappedMatter, MappingProblem, apply_step, as_int, case_id_of, check_lead_is_user, fields_hash,
-    held_from_case, index_staff, map_matter, normal_lower_bound, parse_timestamp, plan_writes,
+    MappedMatter, MappingProblem, case_id_of, check_lead_is_user, fields_hash, index_staff, map_matter,
+    normal_lower_bound,
 )
+from mycase_sync.sync.matter_sync import ABSENT, UNAVAILABLE, Outcome, StaffUsers, sync_matter
+from mycase_sync.values import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 
 JOB = "import-matters"
 CURSOR_KEY = "last_success_start"
 IN_FLIGHT_PER_WORKER = 4
-SYNCED, PENDING = "synced", "pending"
-ABSENT: dict = {}  # "read, and not there" (a distinct object: compared with `is`)
-UNAVAILABLE = (429, 502, 503, 504)  # after the HTTP layer's retries: the service is down, not this record
+FAILED, SKIPPED, SYNCED, PENDING = MatterState.FAILED, MatterState.SKIPPED, MatterState.SYNCED, MatterState.PENDING
 ACTIONS = ("created", "updated", "closed", "reopened", "unchanged", "skipped", "failed")
 
 
-@dataclass
-class Row:
-    """A matter as the store knows it."""
-
-    mycase_id: str
-    casestatus_id: int | None
-    fields: dict | None  # what Case Status is known to hold
-    fields_hash: str | None
-    state: str | None
-    attempts: int
-    last_error: str | None
-
-    @property
-    def trusted(self) -> bool:
-        """The stored fields are what Case Status holds (no write of unknown outcome since)."""
-        return self.casestatus_id is not None and self.fields is not None and self.state != PENDING
-
-
-@dataclass
-class Outcome:
-    """What one worker did for one matter (recorded on the main thread)."""
-
-    matter: MappedMatter
-    action: str
-    casestatus_id: int | None = None
-    held: dict | None = None  # what Case Status holds now, as far as we know
-    changed: list[str] = field(default_factory=list)
-    state: str = SYNCED
-    error: str | None = None
-    temporary: TemporaryError | None = None
-    adopted: bool = False
-
-
 class ImportRun:
+    """One run's state: the people read once, the matters to retry, the workers and what is in flight."""
+
     def __init__(self, app, run_id: str, dry_run: bool, create_staff: bool, report):
         self.app = app
         self.settings = app.settings
@@ -132,74 +95,50 @@ class ImportRun:
         self.temporary: TemporaryError | None = None
         self.unavailable = threading.Event()  # a worker found Case Status down: the others stop writing
         self.staff: dict = {}
-        self.users: set[str] = set()
+        self.users = StaffUsers(set())
         self.retry: set[str] = set()
         self.floor: dt.datetime | None = None  # listed matters older than this are outside the window
         self.pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="casestatus")
         self.in_flight: dict[Future, str] = {}
         self.window = self.settings.workers * IN_FLIGHT_PER_WORKER
         self.progress: Progress | None = None
-        self.prefetched = False
+        self.cases: CaseIndex | None = None  # the backfill's one read of the Case Status case list
 
-    # --- a backfill reads the Case Status case list once instead of one lookup per matter ---------
+    # --- fetch --------------------------------------------------------------------------------
     def prefetch_cases(self) -> None:
-        """Every Case Status case with an integration_id, into a TEMP table (memory stays flat; the
-        store file is not written): a first backfill then needs no lookup per new matter. A case
-        created meanwhile by someone else is refused with 409 at create time and adopted."""
-        db = self.store.db
-        with self.store.transaction():
-            db.execute("create temp table if not exists casestatus_cases"
-                       " (integration_id text primary key, case_json text)")
-            db.execute("delete from casestatus_cases")
-        batch: list[tuple[str, str]] = []
+        """Every Case Status case with an integration_id, indexed in the store's TEMP table: a first
+        backfill then needs no lookup per new matter. A case created meanwhile by someone else is
+        refused with 409 at create time and adopted."""
+        index = CaseIndex(self.store)
+        batch: list[tuple[str, dict]] = []
         for case in self.casestatus.iter_all(cs.CASES):
             iid = case.get(cs.F_INTEGRATION_ID) if isinstance(case, dict) else None
             if iid:
-                batch.append((str(iid), json.dumps(case)))
+                batch.append((str(iid), case))
             if len(batch) >= cs.PAGE_SIZE:
-                self._save_prefetched(batch)
-        self._save_prefetched(batch)
-        self.prefetched = True
-
-    def _save_prefetched(self, batch: list) -> None:
-        if batch:
-            with self.store.transaction() as db:
-                db.conn.executemany("insert or replace into casestatus_cases values (?, ?)", batch)
-            batch.clear()
+                index.add(batch)
+                batch.clear()
+        index.add(batch)
+        self.cases = index
 
     def prefetched_case(self, mycase_id: str) -> dict | None:
         """The case read at the start of the run, ABSENT when there was none, None when nothing was read."""
-        if not self.prefetched:
+        if self.cases is None:
             return None
-        found = self.store.db.execute("select case_json from casestatus_cases where integration_id = ?",
-                                      [mycase_id]).fetchone()
-        return json.loads(found[0]) if found else ABSENT
+        return self.cases.get(mycase_id) or ABSENT
 
-    # --- reading ----------------------------------------------------------------------------
     def load_people(self) -> None:
         """MyCase staff and Case Status users, once per run (not once per matter)."""
         self.staff = index_staff(self.mycase.list_staff())
-        self.users = {str(u.get(cs.USER_EMAIL) or "").strip().lower() for u in self.casestatus.list_users()}
-        self.users.discard("")
+        self.users = StaffUsers({str(u.get(cs.USER_EMAIL) or "") for u in self.casestatus.list_users()})
 
     def load_retry_set(self) -> None:
         """Ids retried by id whatever the window: failed, pending, and skipped ones whose user now exists."""
-        for mid, state, waiting in self.store.db.execute(
-                "select mycase_id, state, waiting_for from matters where state in (?, ?)"
-                " or (state = ? and waiting_for is not null)", [FAILED, PENDING, SKIPPED]).fetchall():
-            if state != SKIPPED or self.create_staff or (waiting or "").lower() in self.users:
+        for mid, state, waiting in self.store.matters.to_retry():
+            if state != SKIPPED or self.create_staff or self.users.has(waiting):
                 self.retry.add(mid)
 
-    def row(self, mycase_id: str) -> Row | None:
-        found = self.store.db.execute(
-            "select casestatus_id, fields, fields_hash, state, attempts, last_error from matters where mycase_id = ?",
-            [mycase_id]).fetchone()
-        if found is None:
-            return None
-        cs_id, fields, digest, state, attempts, error = found
-        return Row(mycase_id, cs_id, json.loads(fields) if fields else None, digest, state, attempts or 0, error)
-
-    # --- one matter, on the main thread ---------------------------------------------------------
+    # --- map, then hand the writes to a worker ----------------------------------------------------
     def take(self, case: Any, listed: bool) -> None:
         if self.temporary is not None:
             raise self.temporary
@@ -218,18 +157,18 @@ class ImportRun:
                                    f"outside the window (updated before {self.floor:%Y-%m-%d})")
                 self.counts[SKIPPED] += 1
                 return
-            self.ensure_lead(matter)
+            create_lead = self.lead_to_create(matter)
         except MappingProblem as problem:
             self.problem(mid, case, problem)
             return
-        row = self.row(matter.mycase_id)
+        row = self.store.matters.get(matter.mycase_id)
         if row is not None and row.trusted and row.fields_hash == fields_hash(matter.fields):
             self.unchanged(matter, row)
             return
         if not self.dry_run:
-            self.mark_pending(matter, row)
+            self.store.matters.mark_pending(matter.mycase_id, matter.readable_id)
         found = self.prefetched_case(matter.mycase_id) if row is None or not row.trusted else None
-        future = self.pool.submit(self.sync_case, matter, row, found)
+        future = self.pool.submit(self.write, matter, row, found, create_lead)
         self.in_flight[future] = matter.mycase_id
         self.collect(until=lambda: len(self.in_flight) < self.window)
 
@@ -238,42 +177,23 @@ class ImportRun:
         times = [t for t in (matter.created_at, matter.updated_at) if t is not None]
         return self.floor is not None and len(times) == 2 and max(times) < self.floor
 
-    def ensure_lead(self, matter: MappedMatter) -> None:
-        """The lead attorney must be a Case Status user; --create-staff creates one, else skip."""
-        email = matter.lead.email or ""
-        if email.lower() in self.users or not self.create_staff:
-            check_lead_is_user(matter, self.users)
-            return
+    def lead_to_create(self, matter: MappedMatter) -> bool:
+        """Case Status refuses a case whose lead attorney is not a user: skip it, or with
+        --create-staff make creating the user the first step of its writes (a dry run notes it)."""
         lead = matter.lead
+        if self.users.has(lead.email):
+            return False
+        if not self.create_staff:
+            check_lead_is_user(matter, self.users.emails)
         if self.dry_run:
-            matter.notes.append(f"would create Case Status user {email} for lead attorney {lead.name}")
-        else:
-            try:
-                self.casestatus.create_user(email, lead.first_name or email.split("@")[0], lead.last_name or "-",
-                                            cs.ROLE_ATTORNEY)
-            except ServiceError as exc:
-                raise MappingProblem(FAILED, f"could not create Case Status user {email}: {exc}") from None
-            self.counts["users_created"] += 1
-            matter.notes.append(f"created Case Status user {email} for lead attorney {lead.name}")
-            log.info("created Case Status user %s for lead attorney %s", email, lead.name)
-        self.users.add(email.lower())
+            matter.notes.append(f"would create Case Status user {lead.email} for lead attorney {lead.name}")
+            self.users.add(lead.email or "")
+            return False
+        return True
 
-    def mark_pending(self, matter: MappedMatter, row: Row | None) -> None:
-        """Before any write is sent: a crash from here on makes the next run read Case Status first."""
-        with self.store.transaction() as db:
-            if row is None:
-                db["matters"].insert({"mycase_id": matter.mycase_id, "readable_id": matter.readable_id,
-                                      "state": PENDING, "attempts": 0, "updated_at": iso(utcnow())})
-            else:
-                db.execute("update matters set state = ?, updated_at = ? where mycase_id = ?",
-                           [PENDING, iso(utcnow()), matter.mycase_id])
-
-    def unchanged(self, matter: MappedMatter, row: Row) -> None:
+    def unchanged(self, matter: MappedMatter, row: MatterRow) -> None:
         if row.state != SYNCED and not self.dry_run:  # e.g. a failure fixed in MyCase back to what was written
-            with self.store.transaction() as db:
-                db.execute("update matters set state = ?, last_error = null, waiting_for = null, attempts = 0,"
-                           " readable_id = ?, updated_at = ? where mycase_id = ?",
-                           [SYNCED, matter.readable_id, iso(utcnow()), matter.mycase_id])
+            self.store.matters.record(matter.mycase_id, matter.readable_id, SYNCED)
         self.counts["unchanged"] += 1
         self.finish(matter, "unchanged", [], "; ".join(matter.notes))
 
@@ -288,104 +208,29 @@ class ImportRun:
             self.finish_report(mid_text, readable, FAILED, [], problem.reason)
             self.counts[FAILED] += 1
             return
-        row = self.row(mid)
+        row = self.store.matters.get(mid)
         first_time = row is None or row.state != problem.kind or row.last_error != problem.reason
         level = logging.WARNING if problem.kind == FAILED or first_time else logging.INFO
         log.log(level, "matter %s (%s): %s: %s", mid, readable or "no Case ID", problem.kind, problem.reason)
         if not self.dry_run:
-            attempts = (row.attempts if row else 0) + (1 if problem.kind == FAILED else 0)
-            with self.store.transaction() as db:
-                db["matters"].upsert({"mycase_id": mid, "readable_id": readable, "state": problem.kind,
-                                      "attempts": attempts, "last_error": problem.reason,
-                                      "waiting_for": problem.waiting_for, "updated_at": iso(utcnow())},
-                                     pk="mycase_id")
+            self.store.matters.record(mid, readable, problem.kind, error=problem.reason,
+                                      charge=problem.kind == FAILED, waiting_for=problem.waiting_for)
         self.counts[problem.kind] += 1
         self.finish_report(mid, readable, problem.kind, [], problem.reason)
 
-    # --- one matter, in a worker ----------------------------------------------------------------
-    def sync_case(self, matter: MappedMatter, row: Row | None, found: dict | None = None) -> Outcome:
-        """Read what must be read, write only the difference; never raises for one matter's trouble.
-
-        On trouble the outcome's state says what the next run may trust: FAILED when we know what
-        Case Status holds (a refusal changed nothing), PENDING when we do not (a write without an
-        answer, a gateway error on a write, a read that never happened): then it reads first.
-        """
-        api = self.casestatus
-        wanted = matter.fields
-        out = Outcome(matter, FAILED)
+    # --- write, in a worker --------------------------------------------------------------------
+    def write(self, matter: MappedMatter, row: MatterRow | None, found: dict | None, create_lead: bool) -> Outcome:
         if self.unavailable.is_set():  # queued before another worker found Case Status down: not tried
-            out.state, out.error = (PENDING if row is None or not row.trusted else row.state), "not tried: Case Status unavailable"
-            out.temporary = TemporaryError("Case Status unavailable")
-            return out
-        known = row is not None and row.trusted  # do we know what Case Status holds?
-        writing = False
-        retried = True  # the request that failed was repeated by the HTTP layer before giving up
-        try:
-            if known:
-                out.held, out.casestatus_id = row.fields, row.casestatus_id
-            else:
-                if found is None:  # no list read at the start of this run: look it up
-                    found = api.find_case(matter.mycase_id)
-                elif found is ABSENT:
-                    found = None
-                known = True
-                if found is not None:
-                    out.held, out.casestatus_id = held_from_case(found), as_int(found.get(cs.F_ID))
-                    out.adopted = row is None or row.casestatus_id is None
-            if out.held is None:
-                if self.dry_run:
-                    return Outcome(matter, "created", changed=_filled(wanted))
-                writing, retried = True, True
-                cs_id, created = api.create_case(wanted)
-                writing = False
-                if created:
-                    return Outcome(matter, "created", cs_id, dict(wanted), _filled(wanted))
-                known = False  # 409: it exists after all; adopt it and write the difference
-                found = api.find_case(matter.mycase_id)
-                if found is None:
-                    raise ServiceError(cs.SERVICE, "POST", cs.CASES, 409, "exists, but cannot be found by integration_id")
-                known, out.casestatus_id, out.held, out.adopted = True, cs_id, held_from_case(found), True
-            plan = plan_writes(wanted, out.held)
-            if plan.empty:
-                out.action = "unchanged"
-                return out
-            out.changed = plan.changed_fields()
-            action = "reopened" if plan.reopen else "closed" if plan.close else "updated"
-            if self.dry_run:
-                out.action = action
-                return out
-            cs_id = out.casestatus_id
-            for step, send in (("reopen", plan.reopen and (lambda: api.reopen_case(cs_id))),
-                               ("patch", plan.patch and (lambda: api.update_case(cs_id, plan.patch))),
-                               ("close", plan.close and (lambda: api.close_case(cs_id, plan.closed_date)))):
-                if send:
-                    writing = True
-                    retried = step != "patch" or cs.F_STAGE not in plan.patch  # a stage PATCH is sent once
-                    send()
-                    writing = False
-                    out.held = apply_step(out.held, step, plan)
-            out.action = action
-            return out
-        except OutcomeUnknown as exc:
-            out.state, out.error = PENDING, f"{exc} (Case Status is read again before the next write)"
-        except ServiceError as exc:
-            if exc.status in UNAVAILABLE and retried:  # still after the retries: Case Status is down, stop
-                out.temporary = TemporaryError(f"Case Status unavailable: {exc}")
-                self.unavailable.set()
-            if exc.status == 404 and out.casestatus_id is not None:
-                out.state, out.error = PENDING, f"case {out.casestatus_id} is no longer in Case Status: {exc}"
-            elif not known or (writing and (exc.status is None or exc.status >= 500)):
-                # A gateway error on a write may hide a write that landed: read before writing again.
-                out.state, out.error = PENDING, f"{exc} (Case Status is read again before the next write)"
-            else:
-                out.state, out.error = FAILED, str(exc)
-        except TemporaryError as exc:
-            out.state, out.error, out.temporary = PENDING, str(exc), exc
+            state = PENDING if row is None or not row.trusted else row.state
+            return Outcome(matter, FAILED, state=state, error="not tried: Case Status unavailable",
+                           unavailable="Case Status unavailable")
+        out = sync_matter(self.casestatus, matter, row, found, dry_run=self.dry_run,
+                          users=self.users if create_lead else None)
+        if out.unavailable is not None:
             self.unavailable.set()
-        out.action = FAILED
         return out
 
-    # --- results, on the main thread ------------------------------------------------------------
+    # --- record, on the main thread --------------------------------------------------------------
     def collect(self, until: Callable[[], bool]) -> None:
         while self.in_flight and not until():
             done, _ = wait(list(self.in_flight), return_when=FIRST_COMPLETED)
@@ -396,39 +241,33 @@ class ImportRun:
     def record(self, out: Outcome) -> None:
         matter = out.matter
         if not self.dry_run:
-            row = {"mycase_id": matter.mycase_id, "readable_id": matter.readable_id, "state": out.state,
-                   "waiting_for": None, "updated_at": iso(utcnow())}
-            if out.casestatus_id is not None:
-                row["casestatus_id"] = out.casestatus_id
-            if out.held is not None:
-                row["fields"] = json.dumps(out.held, sort_keys=True, ensure_ascii=False)
-                row["fields_hash"] = fields_hash(out.held)
-            with self.store.transaction() as db:
-                if out.state == SYNCED:
-                    row.update(attempts=0, last_error=None)
-                else:
-                    previous = db.execute("select attempts from matters where mycase_id = ?", [matter.mycase_id]).fetchone()
-                    tries = (previous[0] or 0) if previous else 0
-                    # Case Status down is not the matter's fault: no attempt counted against it.
-                    row.update(attempts=tries + (0 if out.temporary else 1), last_error=out.error)
-                db["matters"].upsert(row, pk="mycase_id")
+            # Case Status down is not the matter's fault: no attempt counted against it.
+            self.store.matters.record(
+                matter.mycase_id, matter.readable_id, out.state, error=out.error, charge=out.unavailable is None,
+                casestatus_id=out.casestatus_id, held=out.held,
+                held_hash=fields_hash(out.held) if out.held is not None else None)
+        if out.user_created:
+            self.counts["users_created"] += 1
+            log.info("created Case Status user %s for lead attorney %s", out.user_created, matter.lead.name)
         if out.error is not None:
-            if out.temporary is not None and self.temporary is None:
-                self.temporary = out.temporary
+            if out.unavailable is not None and self.temporary is None:
+                self.temporary = TemporaryError(out.unavailable)
             # Case Status down is said once, by the run's exit-75 line; not once per matter in flight.
-            log.log(logging.INFO if out.temporary else logging.WARNING, "matter %s (%s): failed: %s",
+            log.log(logging.INFO if out.unavailable else logging.WARNING, "matter %s (%s): failed: %s",
                     matter.mycase_id, matter.readable_id, out.error)
             self.counts[FAILED] += 1
-            self.finish(matter, FAILED, out.changed, out.error)
+            self.finish(matter, FAILED, out.changed, out.error, out.notes)
             return
         self.counts[out.action] += 1
         extra = ["already in Case Status: adopted"] if out.adopted else []
-        self.finish(matter, out.action, out.changed, "; ".join(extra + matter.notes))
+        self.finish(matter, out.action, out.changed, "; ".join(extra + out.notes + matter.notes), out.notes)
 
-    def finish(self, matter: MappedMatter, action: str, changed: list[str], reason: str) -> None:
-        if matter.notes:
+    def finish(self, matter: MappedMatter, action: str, changed: list[str], reason: str,
+               extra_notes: list[str] = ()) -> None:
+        notes = [*extra_notes, *matter.notes]
+        if notes:
             self.with_notes += 1
-            log.debug("matter %s (%s): %s", matter.mycase_id, matter.readable_id, "; ".join(matter.notes))
+            log.debug("matter %s (%s): %s", matter.mycase_id, matter.readable_id, "; ".join(notes))
         self.finish_report(matter.mycase_id, matter.readable_id, action, changed, reason)
 
     def finish_report(self, mid: str, readable: str | None, action: str, changed: list[str], reason: str) -> None:
@@ -492,10 +331,6 @@ class ImportRun:
 _VERB = {"created": "create", "updated": "update", "closed": "close", "reopened": "reopen"}
 
 
-def _filled(fields: dict) -> list[str]:
-    return sorted(k for k, v in fields.items() if v not in (None, [], ""))
-
-
 def _readable(case: dict) -> str | None:
     if not isinstance(case, dict):
         return None
@@ -536,7 +371,7 @@ def import_matters(app, run_id: str, full: bool = False, since: dt.datetime | No
     run = ImportRun(app, run_id, dry_run, create_staff, writer)
     store = app.store
     cursor = store.get_cursor(JOB) or {}
-    last = parse_timestamp(cursor.get(CURSOR_KEY))
+    last = parse_iso(cursor.get(CURSOR_KEY))
     normal = normal_lower_bound(start, last, full)
     bound = since or normal
     moves_window = not dry_run and not case_ids and bound <= normal
