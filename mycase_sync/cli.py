@@ -55,14 +55,13 @@ class Context:
 
 def parse_date(value: str | None, option: str) -> dt.datetime | None:
     """A date or date-time given by hand; naive values are taken as UTC."""
+    from mycase_sync.values import parse_timestamp
+
     if value is None:
         return None
-    try:
-        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+    moment = parse_timestamp(value)
+    if moment is None:
         raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD or an ISO 8601 date-time)", param_hint=option)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
     return moment
 
 
@@ -189,7 +188,9 @@ def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, c
         raise click.UsageError("--full cannot be combined with --since or --case")
     if since_dt and case_ids:
         raise click.UsageError("--since cannot be combined with --case")
-    bad = [c for c in case_ids if not c.strip().isdigit()]
+    from mycase_sync.values import positive_id
+
+    bad = [c for c in case_ids if positive_id(c) is None]
     if bad:
         raise click.BadParameter(f"{bad[0]!r} is not a MyCase case id (a number)", param_hint="--case")
     if report and not report.lower().endswith((".csv", ".json")):
@@ -305,7 +306,7 @@ def demo(ctx: click.Context, matters):
     """
     from mycase_sync.demo import run_demo
 
-    ctx.exit(run_demo(matters=matters, verbose=ctx.obj.verbose, quiet=ctx.obj.quiet))
+    ctx.exit(run_demo(click.echo, matters=matters, verbose=ctx.obj.verbose, quiet=ctx.obj.quiet))
 
 
 class _LazySandbox(click.Group):

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import click
-
 from mycase_sync.errors import EXIT_PARTIAL, SyncError
 from mycase_sync.status import reason_counts
 
@@ -102,7 +100,7 @@ def _jobs(app) -> list[tuple[str, Callable[[str], dict]]]:
     ]
 
 
-def run(matters: int = 300, echo: Callable[[str], None] = click.echo,
+def run(matters: int = 300, echo: Callable[[str], None] = print,
         before: Callable | None = None, after: Callable | None = None) -> DemoRun:
     """Start the sandbox, connect, run the three jobs and status; returns what happened.
 
@@ -165,7 +163,7 @@ def _job_lines(job: str, result: DemoRun, store) -> list[str]:
     return lines
 
 
-def run_demo(matters: int = 300, verbose: int = 0, quiet: bool = False) -> int:
+def run_demo(echo: Callable[[str], None], matters: int = 300, verbose: int = 0, quiet: bool = False) -> int:
     """The `demo` command: run, print a few lines; exit 0 when every step ran against the sandbox.
 
     Records the sample firm cannot import (it has deliberately broken ones) are reported, not a
@@ -174,7 +172,8 @@ def run_demo(matters: int = 300, verbose: int = 0, quiet: bool = False) -> int:
     from mycase_sync.output import setup_logging
 
     setup_logging(verbose, quiet=not verbose)  # the jobs' own lines only with -v; never the user's log file
-    echo = (lambda line: None) if quiet else click.echo
+    if quiet:
+        echo = lambda line: None  # noqa: E731
     started = time.monotonic()
     result = run(matters, echo)
     problems = result.report.get("problems", [])

@@ -27,6 +27,7 @@ from mycase_sync.sync.markers import markers_in
 from mycase_sync.sync.poller import record_id
 from mycase_sync.sync.push import integration_text
 from mycase_sync.values import parse_timestamp as parse_moment
+from mycase_sync.values import positive_id
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -187,7 +188,7 @@ def test_any_value_parses_as_a_day_a_moment_or_an_id_or_is_refused(value):
         assert day is None or dt.date.fromisoformat(day)
     moment = m.parse_timestamp(value)
     assert moment is None or moment.tzinfo is not None
-    number = m.as_int(value)
+    number = positive_id(value)
     assert number is None or isinstance(number, int)
     assert m.case_id_of({"id": value}) is None or m.case_id_of({"id": value}).isdigit()
 

@@ -23,9 +23,11 @@ import phonenumbers
 
 from mycase_sync.casestatus import client as cs
 from mycase_sync.mycase import client as mc
+from mycase_sync.store.states import MatterState
+from mycase_sync.values import parse_timestamp, positive_id
 
-FAILED = "failed"
-SKIPPED = "skipped"
+FAILED = MatterState.FAILED  # the kinds of MappingProblem are the states the matter is recorded in
+SKIPPED = MatterState.SKIPPED
 BACKFILL_YEARS = 10
 NIGHTLY_WINDOW = dt.timedelta(days=30)
 # The window is reckoned by this machine's clock, `updated_at` by MyCase's: a day of overlap keeps
@@ -74,37 +76,10 @@ class MappedMatter:
 
 
 # --- lenient parsing ------------------------------------------------------------------------
-def as_int(value: Any) -> int | None:
-    """An id as MyCase sends it (a number, sometimes a string): the integer, or None."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
 def case_id_of(case: Any) -> str | None:
     """The MyCase case id as the string we key on (integration_id), or None if it has none."""
-    number = as_int(case.get(mc.CASE_ID)) if isinstance(case, dict) else None
-    return str(number) if number is not None and number > 0 else None
-
-
-def parse_timestamp(value: Any) -> dt.datetime | None:
-    """ISO 8601 with Z or an offset, with or without fractions; naive is UTC; None when unusable."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    number = positive_id(case.get(mc.CASE_ID)) if isinstance(case, dict) else None
+    return str(number) if number is not None else None
 
 
 def parse_day(value: Any, what: str) -> str | None:
@@ -163,7 +138,7 @@ def index_staff(records: Iterable[dict]) -> dict[int, StaffMember]:
     for record in records:
         if not isinstance(record, dict):
             continue
-        staff_id = as_int(record.get(mc.STAFF_ID))
+        staff_id = positive_id(record.get(mc.STAFF_ID))
         if staff_id is None:
             continue
         email = record.get(mc.STAFF_EMAIL)
@@ -185,7 +160,7 @@ def _people(case: dict, staff: Mapping[int, StaffMember], notes: list[str]) -> t
     members: list[tuple[StaffMember, bool]] = []
     for entry in entries:
         raw_id = entry.get(mc.STAFF_ID) if isinstance(entry, dict) else entry
-        staff_id = as_int(raw_id)
+        staff_id = positive_id(raw_id)
         if staff_id is None:
             raise MappingProblem(FAILED, f"staff entry with id {raw_id!r} is not a number")
         member = staff.get(staff_id)
