@@ -300,7 +300,7 @@ class Tool:
 
     def connect(self, token_set: dict) -> None:
         """Store a MyCase token set, as `mycase-sync auth` leaves it."""
-        from mycase_sync.mycase.auth import save_token_set
+        from mycase_sync.mycase.tokens import save_token_set
         from mycase_sync.store import open_store
 
         self.db_path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ class App:
     def mycase(self):
         """The MyCase API client, authorised with the stored token (refreshing as needed)."""
         if self._mycase is None:
-            from mycase_sync.mycase.auth import TokenManager
+            from mycase_sync.mycase.tokens import TokenManager
             from mycase_sync.mycase.client import MyCaseClient
 
             self.settings.require("MYCASE_CLIENT_ID", "MYCASE_CLIENT_SECRET")

@@ -270,7 +270,7 @@ def cli(sandbox, db_path, tmp_path) -> Cli:
 @pytest.fixture
 def connected(cli, sandbox, db_path) -> Cli:
     """The CLI with a MyCase token already in the store, as after `mycase-sync auth`."""
-    from mycase_sync.mycase.auth import save_token_set
+    from mycase_sync.mycase.tokens import save_token_set
     from mycase_sync.store import open_store
 
     store = open_store(db_path)

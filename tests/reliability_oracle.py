@@ -19,7 +19,7 @@ from mycase_sync.store import open_store
 
 def connect(sandbox, db_path) -> None:
     """A token in the store, as after `mycase-sync auth`."""
-    from mycase_sync.mycase.auth import save_token_set
+    from mycase_sync.mycase.tokens import save_token_set
 
     store = open_store(db_path)
     try:

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from mycase_sync.errors import REAUTH_MESSAGE
-from mycase_sync.mycase.auth import NOT_CONNECTED_MESSAGE, save_token_set
+from mycase_sync.mycase.tokens import NOT_CONNECTED_MESSAGE, save_token_set
 from mycase_sync.store import open_store
 from test_auth_unit import stored  # the token row as the next process reads it
 

@@ -22,19 +22,8 @@ from oauthlib.oauth2 import InsecureTransportError, MismatchingStateError
 
 from mycase_sync.config import load_settings
 from mycase_sync.errors import REAUTH_MESSAGE, AuthorizationError, ServiceError, TemporaryError
-from mycase_sync.mycase.auth import (
-    NOT_CONNECTED_MESSAGE,
-    AuthFlowError,
-    TokenManager,
-    authorize_url,
-    begin_pending,
-    code_from_redirect,
-    delete_tokens,
-    landing_url,
-    post_tokens,
-    save_token_set,
-    take_pending,
-)
+from mycase_sync.mycase.auth import AuthFlowError, authorize_url, begin_pending, code_from_redirect, landing_url, take_pending
+from mycase_sync.mycase.tokens import NOT_CONNECTED_MESSAGE, TokenManager, delete_tokens, post_tokens, save_token_set
 from mycase_sync.mycase.client import MyCaseClient
 from mycase_sync.redact import redact
 from mycase_sync.store import open_store

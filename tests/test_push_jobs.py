@@ -18,7 +18,7 @@ import requests
 from mycase_sync.app import App
 from mycase_sync.config import load_settings
 from mycase_sync.errors import TemporaryError
-from mycase_sync.mycase.auth import save_token_set
+from mycase_sync.mycase.tokens import save_token_set
 from mycase_sync.sync import documents, messages
 from mycase_sync.store.ledger import MAX_FAILED_RUNS
 from mycase_sync.sync.push import PAGE_KEY
