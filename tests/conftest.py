@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -258,24 +260,140 @@ def sandbox(sandbox_config):
 @pytest.fixture
 def cli(sandbox, db_path, tmp_path) -> Cli:
     """The real CLI pointed at the sandbox, with its own state store (not yet connected)."""
-    env = dict(sandbox.env())
-    env["MYCASE_SYNC_DB"] = str(db_path)
-    env["MYCASE_RATE_LIMIT"] = "22"
-    env["CASESTATUS_RATE_LIMIT"] = "500"
-    env["MYCASE_SYNC_WORKERS"] = "8"  # not the pace-derived default (64 at 500/s): tests count in-flight work
-    env["MYCASE_SYNC_TIMEOUT"] = "5"
-    return Cli(env=env, cwd=tmp_path, secret_sources=[lambda: sandbox_secrets(sandbox)])
+    return sandbox_cli(sandbox, tmp_path, db_path, MYCASE_RATE_LIMIT="22", CASESTATUS_RATE_LIMIT="500",
+                       # not the pace-derived default (64 at 500/s): tests count in-flight work
+                       MYCASE_SYNC_WORKERS="8")
 
 
 @pytest.fixture
 def connected(cli, sandbox, db_path) -> Cli:
     """The CLI with a MyCase token already in the store, as after `mycase-sync auth`."""
+    seed_tokens(sandbox, db_path)
+    return cli
+
+
+# --- helpers for tests that start a sandbox of their own, or set a scene in one ------------------
+def sandbox_cli(sandbox, home: Path, db_path: Path, **env: str) -> Cli:
+    """The real CLI pointed at a running sandbox, with the state store `db_path`, run in `home`."""
+    full = dict(sandbox.env(), MYCASE_SYNC_DB=str(db_path), MYCASE_SYNC_TIMEOUT="5")
+    full.update(env)
+    return Cli(env=full, cwd=home, secret_sources=[lambda: sandbox_secrets(sandbox)])
+
+
+def seed_tokens(sandbox, db_path, lifetime: int | None = None) -> None:
+    """A MyCase token set in the store, as after `mycase-sync auth`; access tokens of `lifetime` seconds if asked."""
     from mycase_sync.mycase.tokens import save_token_set
     from mycase_sync.store import open_store
 
+    if lifetime is not None:
+        sandbox.mycase.access_token_lifetime = lifetime
     store = open_store(db_path)
     try:
         save_token_set(store, sandbox.mycase.issue_tokens())
     finally:
         store.close()
-    return cli
+
+
+def active_cases(sandbox) -> list[int]:
+    """MyCase case ids the seeded firm has Case Status messages or files for."""
+    ids = {m["integration_id"] for m in sandbox.firm.messages} | {f["integration_id"] for f in sandbox.firm.files}
+    return sorted(int(i) for i in ids)
+
+
+def create_casestatus_cases(sandbox, case_ids) -> dict[str, int]:
+    """Case Status cases for these MyCase ids, as another integration or a person would make them (their
+    activity is visible in Case Status; this tool has not imported them). MyCase id -> Case Status id;
+    a case that exists already is kept."""
+    email = next(iter(sandbox.casestatus.users.values()))["email"]
+    made = {}
+    for case_id in case_ids:
+        case = sandbox.casestatus.case_by_integration_id(str(case_id)) or sandbox.casestatus.create_case(
+            integration_id=str(case_id), readable_id=f"R-{case_id}", primary_attorney_email=email)
+        made[str(case_id)] = case["id"]
+    return made
+
+
+def seed_imported(sandbox, db_path, case_ids) -> set[str]:
+    """These matters as import-matters leaves them: a Case Status case each, recorded in the store."""
+    from mycase_sync.store import open_store
+
+    made = create_casestatus_cases(sandbox, case_ids)
+    store = open_store(db_path)
+    try:
+        with store.transaction() as db:
+            for mycase_id, casestatus_id in made.items():
+                db["matters"].insert({"mycase_id": mycase_id, "casestatus_id": casestatus_id, "state": "synced"},
+                                     replace=True)
+    finally:
+        store.close()
+    return set(made)
+
+
+class KillAtWrite:
+    """SIGKILL a CLI run at its k-th write (to `services`, of `method` and a path matching `path`; any by default).
+
+    "after": once the write is committed, before its answer is sent (the after-write hook).
+    "before": as the write arrives, before anything is committed (it is then dropped unanswered).
+    """
+
+    def __init__(self, sandbox, k: int, when: str = "after", method: str | None = None, path: str | None = None,
+                 services: Iterable[str] = ("mycase", "casestatus")):
+        self.k = k
+        self.when = when
+        self.method = method
+        self.path = re.compile(path) if path else None
+        self.seen = 0
+        self.proc = None
+        self.killed: dict | None = None
+        self._lock = threading.Lock()
+        self._services = [getattr(sandbox, name) for name in services]
+        for service in self._services:
+            if when == "after":
+                service.after_write_hooks.append(self._after)
+            else:
+                service.handle = self._before(service.handle)
+
+    def _matches(self, method: str, path: str) -> bool:
+        return (self.method is None or method == self.method) and (self.path is None or bool(self.path.fullmatch(path)))
+
+    def _hit(self, entry: dict) -> bool:
+        if not self._matches(entry["method"], entry["path"]):
+            return False
+        with self._lock:
+            self.seen += 1
+            if self.seen != self.k or self.proc is None:
+                return False
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.killed = entry
+            return True
+
+    def _after(self, entry: dict) -> None:
+        self._hit(entry)
+
+    def _before(self, handle):
+        from mycase_sync.sandbox.core import WRITE_METHODS
+
+        def wrapped(req):
+            if req.method in WRITE_METHODS and self._hit({"method": req.method, "path": req.path}):
+                return None, "drop_before"  # the client is gone: nothing is committed, nothing answered
+            return handle(req)
+
+        return wrapped
+
+    def remove(self) -> None:
+        for service in self._services:
+            if self.when == "after":
+                service.after_write_hooks.remove(self._after)
+            else:
+                del service.handle  # back to the class's method
+
+    def run(self, cli: Cli, *args: str, extra_env: dict | None = None, timeout: float = 120) -> dict:
+        """Run `mycase-sync ARGS` until this kills it; the hooks are removed after. Returns the write it died at."""
+        try:
+            self.proc = cli.popen(*args, extra_env=extra_env)
+            self.proc.communicate(timeout=timeout)
+        finally:
+            self.remove()
+        assert self.killed is not None, f"the run ended after {self.seen} writes, before write {self.k}"
+        assert self.proc.returncode == -signal.SIGKILL
+        return self.killed

@@ -20,9 +20,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 import requests
 
+from conftest import seed_tokens
 from mycase_sync.errors import REAUTH_MESSAGE
-from mycase_sync.mycase.tokens import NOT_CONNECTED_MESSAGE, save_token_set
-from mycase_sync.store import open_store
+from mycase_sync.mycase.tokens import NOT_CONNECTED_MESSAGE
 from test_auth_unit import stored  # the token row as the next process reads it
 
 
@@ -40,14 +40,8 @@ def sandbox_config():
 
 
 def connect_directly(sandbox, db_path, lifetime: int | None = None) -> dict:
-    """A stored token set, as after `auth`; with a short access-token lifetime if asked."""
-    if lifetime is not None:
-        sandbox.mycase.access_token_lifetime = lifetime
-    store = open_store(db_path)
-    try:
-        save_token_set(store, sandbox.mycase.issue_tokens())
-    finally:
-        store.close()
+    """A stored token set, as after `auth` (with a short access-token lifetime if asked); the row as stored."""
+    seed_tokens(sandbox, db_path, lifetime)
     return stored(db_path)
 
 

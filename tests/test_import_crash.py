@@ -7,15 +7,13 @@ written twice (each stage write sends the client a survey; the sandbox logs a re
 from __future__ import annotations
 
 import collections
-import datetime as dt
-import os
-import signal
 
 import pytest
 
-from import_oracle import UTC, expected_outcomes, held, ten_years_before
+from conftest import KillAtWrite
 from mycase_sync.sandbox.server import SandboxConfig
 from mycase_sync.store import open_store
+from oracle import assert_matters_once, expected_matters
 
 JOB = "import-matters"
 
@@ -25,51 +23,13 @@ def sandbox_config():
     return SandboxConfig(matters=150, seed=11)
 
 
-def created_fields(sandbox) -> dict[str, dict]:
-    expected = expected_outcomes(sandbox, ten_years_before(dt.datetime.now(UTC)))
-    return {k: v[1] for k, v in expected.items() if v[0] == "created"}
-
-
-def assert_exactly_once(sandbox, wanted: dict[str, dict]) -> None:
-    with sandbox.casestatus.lock:
-        cases = list(sandbox.casestatus.cases.values())
-        stages = list(sandbox.casestatus.stage_changes)
-    counts = collections.Counter(c["integration_id"] for c in cases)
-    assert [k for k, n in counts.items() if n > 1] == []
-    assert set(counts) == set(wanted)
-    for case in cases:
-        assert held(case) == wanted[case["integration_id"]], case["integration_id"]
-    per_case = collections.Counter(s["integration_id"] for s in stages)
-    assert all(n == 1 for n in per_case.values()), [k for k, n in per_case.items() if n > 1]
-    assert sandbox.casestatus.violations == []
-
-
 def run_killed_at(connected, sandbox, method: str, path_regex: str, nth: int) -> None:
-    """Run the CLI and SIGKILL it once the nth matching write is committed, before its answer leaves the server."""
-    import re
-
-    pattern = re.compile(path_regex)
-    seen = [0]
-    box: list = []
-
-    def hook(entry: dict) -> None:
-        if entry["method"] == method and pattern.fullmatch(entry["path"]):
-            seen[0] += 1
-            if seen[0] == nth and box:
-                os.kill(box[0].pid, signal.SIGKILL)
-
-    sandbox.casestatus.after_write_hooks.append(hook)
-    try:
-        proc = connected.popen(JOB)
-        box.append(proc)
-        proc.communicate(timeout=120)
-    finally:
-        sandbox.casestatus.after_write_hooks.remove(hook)
-    assert proc.returncode == -signal.SIGKILL
+    """Run the CLI and SIGKILL it once the nth matching Case Status write is committed, before its answer leaves the server."""
+    KillAtWrite(sandbox, nth, method=method, path=path_regex, services=["casestatus"]).run(connected, JOB)
 
 
 def test_killed_mid_backfill_and_run_again_ends_with_each_matter_exactly_once(connected, sandbox, db_path):
-    wanted = created_fields(sandbox)
+    wanted = expected_matters(sandbox)
     run_killed_at(connected, sandbox, "POST", r"/v1/api/cases", 20)
     made = len(sandbox.casestatus.cases)
     assert 20 <= made < len(wanted)
@@ -83,7 +43,7 @@ def test_killed_mid_backfill_and_run_again_ends_with_each_matter_exactly_once(co
     sandbox.casestatus.reset_journal()
     again = connected.run(JOB)
     assert again.code == 1, again.output  # only the malformed records fail
-    assert_exactly_once(sandbox, wanted)
+    assert_matters_once(sandbox, db_path, wanted)
     with sandbox.casestatus.lock:
         refused = [e for e in sandbox.casestatus.journal if e["status"] == 409]
         posts = sum(1 for e in sandbox.casestatus.journal if e["method"] == "POST" and e["path"] == "/v1/api/cases")
@@ -92,7 +52,7 @@ def test_killed_mid_backfill_and_run_again_ends_with_each_matter_exactly_once(co
 
 
 def test_killed_during_stage_changes_never_sends_a_stage_twice(connected, sandbox, db_path):
-    wanted = created_fields(sandbox)
+    wanted = expected_matters(sandbox)
     connected.run(JOB)
     targets = [k for k, f in wanted.items() if f["status"] == "open" and f["stage"] not in (None, "Trial")][:10]
     for key in targets:
@@ -111,7 +71,7 @@ def test_killed_during_stage_changes_never_sends_a_stage_twice(connected, sandbo
 
 @pytest.mark.parametrize("kind", ["drop", "timeout", "504"])
 def test_a_stage_write_without_an_answer_is_read_back_not_resent(connected, sandbox, db_path, kind):
-    wanted = created_fields(sandbox)
+    wanted = expected_matters(sandbox)
     connected.run(JOB)
     key = next(k for k, f in wanted.items() if f["status"] == "open" and f["stage"] not in (None, "Trial"))
     sandbox.mycase.update_case(int(key), case_stage="Trial", description="Set for trial.")
@@ -145,25 +105,25 @@ def test_a_stage_write_without_an_answer_is_read_back_not_resent(connected, sand
     assert sandbox.casestatus.count(writes_only=True) == 0
 
 
-def test_a_create_without_an_answer_is_adopted_not_duplicated(connected, sandbox):
-    wanted = created_fields(sandbox)
+def test_a_create_without_an_answer_is_adopted_not_duplicated(connected, sandbox, db_path):
+    wanted = expected_matters(sandbox)
     sandbox.casestatus.faults.timeout_hold = 0.3
     sandbox.casestatus.faults.add("POST", r"/v1/api/cases", "drop", nth=3)
     sandbox.casestatus.faults.add("POST", r"/v1/api/cases", "timeout", nth=9)
     result = connected.run(JOB)
     assert result.code == 1
-    assert_exactly_once(sandbox, wanted)  # the repeated POST got 409 and adopted the case
+    assert_matters_once(sandbox, db_path, wanted)  # the repeated POST got 409 and adopted the case
 
 
-def test_a_storm_of_faults_on_case_status_writes_converges(connected, sandbox):
-    wanted = created_fields(sandbox)
+def test_a_storm_of_faults_on_case_status_writes_converges(connected, sandbox, db_path):
+    wanted = expected_matters(sandbox)
     sandbox.casestatus.faults.timeout_hold = 0.2
     sandbox.casestatus.faults.storm(0.25, ["drop", "timeout", "502", "503", "504", "429"], seed=5, writes_only=True)
     connected.run(JOB)
     connected.run(JOB)
     sandbox.casestatus.faults.clear()
     connected.run(JOB)
-    assert_exactly_once(sandbox, wanted)
+    assert_matters_once(sandbox, db_path, wanted)
     sandbox.casestatus.reset_journal()
     connected.run(JOB)
     assert sandbox.casestatus.count(writes_only=True) == 0
@@ -171,7 +131,7 @@ def test_a_storm_of_faults_on_case_status_writes_converges(connected, sandbox):
 
 def test_a_case_status_refusal_is_recorded_and_retried_next_run(connected, sandbox, db_path, tmp_path):
     """A lead's Case Status user disappears mid-run: Case Status answers 422; the rest syncs."""
-    wanted = created_fields(sandbox)
+    wanted = expected_matters(sandbox)
     lead = collections.Counter(f["primary_attorney_email"] for f in wanted.values()).most_common(1)[0][0]
     removed: dict = {}
 
@@ -196,12 +156,12 @@ def test_a_case_status_refusal_is_recorded_and_retried_next_run(connected, sandb
     with sandbox.casestatus.lock:
         sandbox.casestatus._user_by_email[lead.lower()] = removed["id"]
     connected.run(JOB)
-    assert_exactly_once(sandbox, wanted)
+    assert_matters_once(sandbox, db_path, wanted)
 
 
 @pytest.mark.parametrize("method, path", [("POST", r"/v1/api/cases"), ("GET", r"/v1/api/cases")])
 def test_case_status_down_mid_run_is_exit_75_and_the_next_run_finishes(connected, sandbox, db_path, method, path):
-    wanted = created_fields(sandbox)
+    wanted = expected_matters(sandbox)
     if method == "GET":  # lookups happen once the backfill is done: a new matter after it
         connected.run(JOB)
         lead = next(f["primary_attorney_email"] for f in wanted.values())
@@ -228,7 +188,7 @@ def test_case_status_down_mid_run_is_exit_75_and_the_next_run_finishes(connected
     assert charged == 0
     sandbox.casestatus.faults.clear()
     assert connected.run(JOB).code == 1
-    assert_exactly_once(sandbox, wanted)
+    assert_matters_once(sandbox, db_path, wanted)
 
 
 class _store:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-from urllib.parse import parse_qs
 
 import pytest
 
-from import_oracle import UTC, expected_outcomes, held, ten_years_before
 from mycase_sync.sandbox.server import SandboxConfig
 from mycase_sync.store import open_store
+from oracle import UTC, expected_outcomes, held, ten_years_before
 
 JOB = "import-matters"
 

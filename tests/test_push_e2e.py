@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 
 import pytest
 
-from conftest import CliResult
+from conftest import CliResult, KillAtWrite, active_cases, create_casestatus_cases
 from mycase_sync.sandbox.server import SandboxConfig
 from mycase_sync.store import open_store
-from mycase_sync.sync.filenames import safe_filename
+from oracle import (
+    assert_documents_once, assert_messages_once, documents_by_marker, ledger_states, no_contract_breach,
+    notes_by_marker,
+)
 
 MESSAGES_LIST = r"/v1/api/messages"
 FILES_LIST = r"/v1/api/files"
@@ -49,84 +50,6 @@ def mapped_cases(db_path) -> set[str]:
         store.close()
 
 
-def create_elsewhere(sandbox, case_ids):
-    """Case Status cases made by someone else (another integration, a person): their activity is
-    visible in Case Status, but this tool has not imported them."""
-    email = next(iter(sandbox.casestatus.users.values()))["email"]
-    for case_id in case_ids:
-        sandbox.casestatus.create_case(integration_id=str(case_id), readable_id=f"R-{case_id}",
-                                       primary_attorney_email=email)
-
-
-def active_cases(sandbox):
-    """MyCase case ids that the seeded firm has messages or files for."""
-    ids = {m["integration_id"] for m in sandbox.firm.messages} | {f["integration_id"] for f in sandbox.firm.files}
-    return sorted(int(i) for i in ids)
-
-
-def by_marker(records, word, text_key):
-    """Case Status id -> the MyCase records carrying its marker."""
-    found: dict[int, list[dict]] = {}
-    for record in records:
-        for item_id in re.findall(rf"\[casestatus:{word}:(\d+)\]", record[text_key] or ""):
-            found.setdefault(int(item_id), []).append(record)
-    return found
-
-
-def notes_by_marker(sandbox):
-    return by_marker(sandbox.mycase.notes.values(), "message", "note")
-
-
-def documents_by_marker(sandbox):
-    return by_marker(sandbox.mycase.documents.values(), "file", "description")
-
-
-def assert_exactly_once(items, pushed, total, case_of, mapped, check):
-    """Every item on a mapped case has exactly one MyCase record, on its case; the rest none."""
-    for item in items:
-        case = case_of(item)
-        if case["integration_id"] not in mapped:
-            assert item["id"] not in pushed
-            continue
-        (record,) = pushed[item["id"]]
-        assert str(record["case_id"]) == case["integration_id"]
-        check(item, record)
-    assert sum(len(v) for v in pushed.values()) == total
-
-
-def assert_notes_exactly_once(sandbox, mapped: set[str]):
-    def check(message, note):
-        assert note["note"].startswith(message["content"])
-        direction = "from" if message["type"] == "incoming" else "to client, from"
-        assert note["subject"].startswith(f"Case Status message {direction} {message['sender_name']}")
-        assert note["date"] == message["sent_at"]
-
-    cs = sandbox.casestatus
-    assert_exactly_once(cs.messages.values(), notes_by_marker(sandbox), len(sandbox.mycase.notes),
-                        lambda m: cs.cases[m["case_id"]], mapped, check)
-
-
-def assert_documents_exactly_once(sandbox, mapped: set[str]):
-    cs = sandbox.casestatus
-
-    def check(record, doc):
-        assert doc["folder_path"] == "Case Documents"
-        assert doc["name"] == doc["filename"] == safe_filename(record["file_name"], record["extension"])
-        assert doc["bytes_sha256"] == cs.file_sha256(record["id"])
-        assert doc["size"] == record["size"]
-
-    assert_exactly_once(cs.files.values(), documents_by_marker(sandbox), len(sandbox.mycase.documents),
-                        lambda f: cs.cases[f["case_id"]], mapped, check)
-
-
-def ledger_states(db_path, kind):
-    store = open_store(db_path)
-    try:
-        return {r["item_id"]: r["state"] for r in store.db.query("select * from ledger where kind = ?", [kind])}
-    finally:
-        store.close()
-
-
 def assert_ledger_follows_cases(db_path, kind, mapped):
     """Sent when its case is imported, waiting (never dropped) when it is not."""
     store = open_store(db_path)
@@ -139,20 +62,15 @@ def assert_ledger_follows_cases(db_path, kind, mapped):
         assert row["state"] == ("sent" if row["integration_id"] in mapped else "waiting"), row
 
 
-def clean(sandbox):
-    assert sandbox.mycase.violations == [] and sandbox.casestatus.violations == []
-    assert sandbox.mycase.crashes == [] and sandbox.casestatus.crashes == []
-
-
 # --- the whole flow ----------------------------------------------------------------------------
 def test_messages_arrive_once_waiting_ones_after_their_case_and_an_idle_run_costs_one_list(connected, sandbox, db_path):
     cases = active_cases(sandbox)
     first, later = cases[::2], cases[1::2]
     mapped = import_cases(connected, db_path, first)
-    create_elsewhere(sandbox, later)  # in Case Status, not imported by this tool
+    create_casestatus_cases(sandbox, later)  # in Case Status, not imported by this tool
     result = connected.run("push-messages")
     assert result.code == 0 and result.output == ""  # cron: silent on success
-    assert_notes_exactly_once(sandbox, mapped)
+    assert_messages_once(sandbox, mapped)
     waiting = [s for s in ledger_states(db_path, "message").values() if s == "waiting"]
     assert waiting, "some messages must be on cases not imported yet"
 
@@ -168,22 +86,22 @@ def test_messages_arrive_once_waiting_ones_after_their_case_and_an_idle_run_cost
     newly = import_cases(connected, db_path, later) - mapped
     assert newly, "some of the waiting cases must import"
     assert connected.run("push-messages").code == 0
-    assert_notes_exactly_once(sandbox, mapped | newly)
+    assert_messages_once(sandbox, mapped | newly)
     assert_ledger_follows_cases(db_path, "message", mapped | newly)
-    clean(sandbox)
+    no_contract_breach(sandbox)
 
 
 def test_documents_arrive_once_byte_identical_with_safe_names_and_a_rerun_sends_nothing(connected, sandbox, db_path):
     cases = active_cases(sandbox)
     first, later = cases[::2], cases[1::2]
     mapped = import_cases(connected, db_path, first)
-    create_elsewhere(sandbox, later)
+    create_casestatus_cases(sandbox, later)
     result = connected.run("push-documents")
     assert result.code == 0 and result.output == ""
-    assert_documents_exactly_once(sandbox, mapped)
+    assert_documents_once(sandbox, mapped)
     mapped = import_cases(connected, db_path, later)
     assert connected.run("push-documents").code == 0
-    assert_documents_exactly_once(sandbox, mapped)
+    assert_documents_once(sandbox, mapped)
     assert_ledger_follows_cases(db_path, "document", mapped)
     names = {d["name"] for d in sandbox.mycase.documents.values()}
     assert {"passwd.txt", "document.pdf", "Déclaration_Müller_日本.pdf"} <= names
@@ -193,7 +111,7 @@ def test_documents_arrive_once_byte_identical_with_safe_names_and_a_rerun_sends_
     sandbox.casestatus.reset_journal()
     assert connected.run("push-documents").code == 0
     assert sandbox.casestatus.count("GET", FILES_LIST) <= 2 and sandbox.mycase.journal == []
-    clean(sandbox)
+    no_contract_breach(sandbox)
 
 
 # --- request budgets ---------------------------------------------------------------------------
@@ -224,8 +142,9 @@ def test_with_a_thousand_pushed_and_three_new_a_run_reads_at_most_three_pages(co
     lists = cs.count("GET", MESSAGES_LIST if kind == "message" else FILES_LIST)
     assert lists <= 3, lists  # measured: 2 (the full page 10, then page 11 with the new ones)
     assert len(sandbox.mycase.notes if kind == "message" else sandbox.mycase.documents) == 1003
-    assert sandbox.mycase.count("GET") == 0  # no marker search: nothing was in doubt
-    clean(sandbox)
+    # before a first send its matter's list is read for the marker: one read per matter with new items
+    assert sandbox.mycase.count("GET") == 3
+    no_contract_breach(sandbox)
 
 
 def test_a_newest_first_list_is_read_from_page_one_and_stops_at_what_was_seen(connected, sandbox, db_path):
@@ -237,12 +156,12 @@ def test_a_newest_first_list_is_read_from_page_one_and_stops_at_what_was_seen(co
     for i in range(150):
         sandbox.casestatus.add_message(str(cases[i % len(cases)]), "incoming", f"m{i}", "Jane Doe")
     assert connected.run("push-messages", extra_env=fast).code == 0
-    assert_notes_exactly_once(sandbox, set(cases))
+    assert_messages_once(sandbox, set(cases))
     sandbox.casestatus.add_message(str(cases[0]), "outgoing", "new one", "Lana Joseph")
     sandbox.casestatus.reset_journal()
     assert connected.run("push-messages", extra_env=fast).code == 0
     assert sandbox.casestatus.count("GET", MESSAGES_LIST) == 1
-    assert_notes_exactly_once(sandbox, set(cases))
+    assert_messages_once(sandbox, set(cases))
 
 
 # --- faults and crashes ------------------------------------------------------------------------
@@ -259,8 +178,8 @@ def test_a_fault_on_a_write_ends_after_a_rerun_with_exactly_one_record_per_item(
     assert sandbox.mycase.faults.fired
     second = connected.run(job, extra_env=env)
     assert second.code == 0 and second.output == ""
-    (assert_notes_exactly_once if job == "push-messages" else assert_documents_exactly_once)(sandbox, mapped)
-    clean(sandbox)
+    (assert_messages_once if job == "push-messages" else assert_documents_once)(sandbox, mapped)
+    no_contract_breach(sandbox)
 
 
 @pytest.mark.parametrize("job, write", [
@@ -270,34 +189,28 @@ def test_a_fault_on_a_write_ends_after_a_rerun_with_exactly_one_record_per_item(
 ])
 def test_a_crash_after_a_write_lands_loses_nothing_and_duplicates_nothing(connected, sandbox, db_path, job, write):
     mapped = import_cases(connected, db_path, active_cases(sandbox))
-    proc_box = []
-
-    def kill(entry):
-        if entry["method"] == write[0] and re.fullmatch(write[1], entry["path"]) and proc_box:
-            os.kill(proc_box.pop().pid, signal.SIGKILL)
-
-    sandbox.mycase.after_write_hooks.append(kill)
-    proc = connected.popen(job, extra_env={"MYCASE_SYNC_WORKERS": "1"})
-    proc_box.append(proc)
-    proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    sandbox.mycase.after_write_hooks.clear()
+    KillAtWrite(sandbox, 1, method=write[0], path=write[1], services=["mycase"]).run(
+        connected, job, extra_env={"MYCASE_SYNC_WORKERS": "1"}, timeout=60)
     result = connected.run(job)
     assert result.code == 0, result.output
     if job == "push-messages":
-        assert_notes_exactly_once(sandbox, mapped)
+        assert_messages_once(sandbox, mapped)
     else:
-        assert_documents_exactly_once(sandbox, mapped)
-        assert any(len(d["versions"]) == 2 for d in sandbox.mycase.documents.values())  # completed by a version
+        assert_documents_once(sandbox, mapped)
+        versions = sorted(len(d["versions"]) for d in sandbox.mycase.documents.values())
+        if write[0] == "POST":  # created, bytes never sent: completed by a version
+            assert versions[-1] == 2
+        else:  # the bytes had landed: MyCase's copy is checked and kept, no second upload
+            assert versions[-1] == 1
     assert not (db_path.parent / "push-documents.tmp").exists()
-    clean(sandbox)
+    no_contract_breach(sandbox)
 
 
 # --- options -----------------------------------------------------------------------------------
 def test_dry_run_lists_what_would_be_pushed_and_changes_nothing(connected, sandbox, db_path):
     cases = active_cases(sandbox)
     import_cases(connected, db_path, cases[::2])
-    create_elsewhere(sandbox, cases[1::2])
+    create_casestatus_cases(sandbox, cases[1::2])
     for job, noun in (("push-messages", "message"), ("push-documents", "file")):
         result = connected.run(job, "--dry-run")
         assert result.code == 0
@@ -359,7 +272,7 @@ def test_an_item_failing_ten_runs_is_parked_shown_by_status_and_retried_on_reque
     assert parked
     assert connected.run("push-messages", "--retry-failed").code == 0  # ...until asked
     assert set(ledger_states(db_path, "message").values()) == {"sent"}
-    assert_notes_exactly_once(sandbox, mapped)
+    assert_messages_once(sandbox, mapped)
     assert target in notes_by_marker(sandbox)
 
 
@@ -394,7 +307,7 @@ def test_a_service_down_for_the_whole_run_is_exit_75_and_counts_against_no_item(
     getattr(sandbox, service).faults.clear()
     assert connected.run("push-messages").code == 0
     assert set(ledger_states(db_path, "message").values()) <= {"sent", "waiting"}
-    assert_notes_exactly_once(sandbox, mapped)
+    assert_messages_once(sandbox, mapped)
 
 
 # Forks the command, waits for it and writes its own peak RSS (KB) to the file named first.

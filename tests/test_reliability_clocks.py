@@ -15,9 +15,8 @@ import pytest
 
 from mycase_sync.sandbox.server import SandboxConfig
 from mycase_sync.store import iso, open_store
-from reliability_oracle import (
-    active_cases, assert_matters_once, assert_messages_once, expected_matters, no_contract_breach, seed_imported,
-)
+from conftest import active_cases, seed_imported
+from oracle import assert_matters_once, assert_messages_once, expected_matters, no_contract_breach
 
 SKEWS = {"mycase-2h-behind": -2, "mycase-2h-ahead": 2}
 UTC = dt.timezone.utc

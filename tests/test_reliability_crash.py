@@ -13,16 +13,11 @@ every document once with the right bytes. Under the soak marker, every write of 
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-
 import pytest
 
-from conftest import Cli
-from mycase_sync.sandbox.core import WRITE_METHODS
+from conftest import Cli, KillAtWrite, active_cases, sandbox_cli, seed_imported, seed_tokens
 from mycase_sync.sandbox.server import Sandbox, SandboxConfig
-from reliability_oracle import active_cases, assert_job_end_state, connect, make_cli, seed_imported
+from oracle import assert_job_end_state
 
 POINTS = 20  # after a committed write, per job; before one: BEFORE_POINTS more
 BEFORE_POINTS = 6
@@ -42,55 +37,6 @@ def sandbox_config():
     return firm_config()
 
 
-class KillAtWrite:
-    """SIGKILL the CLI at its k-th write to either service.
-
-    "after": once the write is committed, before its answer is sent (the after-write hook).
-    "before": as the write arrives, before anything is committed (it is then dropped unanswered).
-    """
-
-    def __init__(self, sandbox, k: int, when: str = "after"):
-        self.k = k
-        self.when = when
-        self.seen = 0
-        self.proc = None
-        self.killed: dict | None = None
-        self._lock = threading.Lock()
-        self._services = (sandbox.mycase, sandbox.casestatus)
-        for service in self._services:
-            if when == "after":
-                service.after_write_hooks.append(self._after)
-            else:
-                service.handle = self._before(service.handle)
-
-    def _hit(self, entry: dict) -> bool:
-        with self._lock:
-            self.seen += 1
-            if self.seen != self.k or self.proc is None:
-                return False
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.killed = entry
-            return True
-
-    def _after(self, entry: dict) -> None:
-        self._hit(entry)
-
-    def _before(self, handle):
-        def wrapped(req):
-            if req.method in WRITE_METHODS and self._hit({"method": req.method, "path": req.path}):
-                return None, "drop_before"  # the client is gone: nothing is committed, nothing answered
-            return handle(req)
-
-        return wrapped
-
-    def remove(self) -> None:
-        for service in self._services:
-            if self.when == "after":
-                service.after_write_hooks.remove(self._after)
-            else:
-                del service.handle  # back to the class's method
-
-
 def committed_writes(sandbox) -> list[tuple[str, str]]:
     """The writes both services committed, as (method, path) in the order they were journaled."""
     entries = [e for service in (sandbox.mycase, sandbox.casestatus) for e in service.journal
@@ -108,8 +54,8 @@ def clean_writes(tmp_path_factory):
             home = tmp_path_factory.mktemp(f"clean-{job}")
             db_path = home / "state" / "state.db"
             with Sandbox(firm_config()) as sandbox:
-                cli = make_cli(sandbox, home, db_path, **FAST)
-                connect(sandbox, db_path)
+                cli = sandbox_cli(sandbox, home, db_path, **FAST)
+                seed_tokens(sandbox, db_path)
                 if job != IMPORT:
                     seed_imported(sandbox, db_path, active_cases(sandbox))
                 sandbox.mycase.reset_journal()
@@ -140,13 +86,7 @@ def crash_points(total: int, points: int = POINTS) -> list[int]:
 
 def crash_then_finish(sandbox, connected: Cli, job: str, k: int, when: str = "after", code: int = 0) -> dict:
     """Run `job`, SIGKILL it at its k-th write, then rerun until it ends as a clean run does (at most twice)."""
-    hook = KillAtWrite(sandbox, k, when)
-    proc = connected.popen(job, extra_env=FAST)
-    hook.proc = proc
-    proc.communicate(timeout=120)
-    hook.remove()
-    assert hook.killed is not None, f"the run ended after {hook.seen} writes, before write {k}"
-    assert proc.returncode == -signal.SIGKILL
+    killed = KillAtWrite(sandbox, k, when).run(connected, job, extra_env=FAST)
     for _ in range(2):
         result = connected.run(job, extra_env=FAST)
         if result.code == code:
@@ -154,7 +94,7 @@ def crash_then_finish(sandbox, connected: Cli, job: str, k: int, when: str = "af
     assert result.code == code, result.output
     if code == 0:
         assert result.output == ""  # cron: silent on success, even when completing a crashed run
-    return hook.killed
+    return killed
 
 
 def test_the_crash_points_cover_every_kind_of_write(clean_writes):
@@ -192,8 +132,8 @@ def test_killed_after_every_single_write_of_a_run(tmp_path, clean_writes, job):
         db_path = home / "state" / "state.db"
         home.mkdir()
         with Sandbox(firm_config()) as sandbox:
-            cli = make_cli(sandbox, home, db_path, **FAST)
-            connect(sandbox, db_path)
+            cli = sandbox_cli(sandbox, home, db_path, **FAST)
+            seed_tokens(sandbox, db_path)
             mapped = seed_imported(sandbox, db_path, active_cases(sandbox)) if job != IMPORT else set()
             crash_then_finish(sandbox, cli, job, k, code=clean_writes.exit_code(job))
             assert_job_end_state(sandbox, db_path, job, mapped)

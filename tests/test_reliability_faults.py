@@ -15,9 +15,9 @@ import pytest
 
 from mycase_sync.sandbox.server import SandboxConfig
 from mycase_sync.store import open_store
-from reliability_oracle import (
-    assert_documents_once, assert_matters_once, assert_messages_once, expected_matters, ledger_states,
-    no_contract_breach, seed_imported,
+from oracle import (
+    UTC, assert_documents_once, assert_matters_once, assert_messages_once, expected_matters, expected_outcomes,
+    ledger_states, no_contract_breach, ten_years_before,
 )
 
 STORM = ["500", "502", "503", "504", "drop", "timeout"]
@@ -76,8 +76,6 @@ def add_activity(sandbox, case_ids: list[str], messages: int, files: int) -> Non
 def test_a_backfill_and_pushes_in_a_storm_of_faults_end_exact(connected, sandbox, db_path):
     wanted = expected_matters(sandbox)
     failed_in_mycase = set()  # records broken in MyCase itself fail on every run, storm or not
-    from import_oracle import UTC, expected_outcomes, ten_years_before
-
     for mid, (outcome, _) in expected_outcomes(sandbox, ten_years_before(dt.datetime.now(UTC))).items():
         if outcome == "failed":
             failed_in_mycase.add(mid)

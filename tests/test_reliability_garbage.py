@@ -19,7 +19,8 @@ from mycase_sync.sandbox.core import Response
 from mycase_sync.sandbox.server import SandboxConfig
 from mycase_sync.store import open_store
 from mycase_sync.sync.mapping import fields_hash
-from reliability_oracle import active_cases, assert_job_end_state, expected_matters, seed_imported
+from conftest import active_cases, seed_imported
+from oracle import assert_job_end_state, expected_matters
 
 HTML = (b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head><body><h1>We'll be right back"
         b"</h1><p>Scheduled maintenance.</p></body></html>")

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from mycase_sync.sandbox.server import SandboxConfig
-from reliability_oracle import (
-    active_cases, assert_documents_once, assert_matters_once, assert_messages_once, expected_matters, no_contract_breach,
-    seed_imported,
+from conftest import active_cases, seed_imported
+from oracle import (
+    assert_documents_once, assert_matters_once, assert_messages_once, expected_matters, no_contract_breach,
 )
 
 

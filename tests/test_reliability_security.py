@@ -17,13 +17,14 @@ import pytest
 import requests
 import requests_mock as rm
 
-from conftest import Cli, assert_no_secrets, find_secrets, store_text_without_tokens
+from conftest import Cli, active_cases, assert_no_secrets, find_secrets, seed_imported, store_text_without_tokens
 from mycase_sync.casestatus.client import CaseStatusClient
 from mycase_sync.config import load_settings
 from mycase_sync.errors import ServiceError, TemporaryError
 from mycase_sync.http import ServiceSession, check_followable_url
 from mycase_sync.mycase.client import MyCaseClient
 from mycase_sync.store import open_store
+from oracle import assert_documents_once
 
 SOURCE = Path(__file__).resolve().parent.parent / "mycase_sync"
 
@@ -426,8 +427,6 @@ def _mode(path: Path) -> int:
 def test_the_state_store_and_everything_beside_it_stay_private_even_with_an_open_umask(connected, sandbox, db_path):
     import os
 
-    from reliability_oracle import active_cases, seed_imported
-
     seed_imported(sandbox, db_path, active_cases(sandbox))
     for job in ("import-matters", "push-messages", "push-documents"):
         proc = connected.popen(job, "--all" if job != "import-matters" else "--full", preexec_fn=lambda: os.umask(0))
@@ -445,8 +444,6 @@ def test_verbose_logs_reports_and_errors_of_every_job_carry_no_secret(connected,
 
     The conftest scanner reads the output, the log, the report and the store's tables afterwards.
     """
-    from reliability_oracle import active_cases, seed_imported
-
     seed_imported(sandbox, db_path, active_cases(sandbox))
     sandbox.clock.advance(2 * 86400)  # the stored access token is now expired as MyCase sees it
     sandbox.mycase.faults.add("POST", r"/v1/cases/\d+/notes", "500", nth=2)  # one error line too
@@ -463,8 +460,6 @@ def test_verbose_logs_reports_and_errors_of_every_job_carry_no_secret(connected,
 
 
 def test_a_poisoned_download_link_is_never_followed_and_nothing_internal_is_filed(connected, sandbox, db_path):
-    from reliability_oracle import active_cases, seed_imported
-
     mapped = seed_imported(sandbox, db_path, active_cases(sandbox))
     cs = sandbox.casestatus
     poisoned = {}
@@ -486,14 +481,10 @@ def test_a_poisoned_download_link_is_never_followed_and_nothing_internal_is_file
     # once Case Status hands out real links again, the same files arrive, once
     cs.download_url = real
     assert connected.run("push-documents").code == 0
-    from reliability_oracle import assert_documents_once
-
     assert_documents_once(sandbox, mapped)
 
 
 def test_a_poisoned_upload_url_never_receives_the_bytes_and_a_later_version_completes_the_document(connected, sandbox, db_path):
-    from reliability_oracle import active_cases, assert_documents_once, seed_imported
-
     mapped = seed_imported(sandbox, db_path, active_cases(sandbox))
     mc = sandbox.mycase
     real = mc._upload_fields

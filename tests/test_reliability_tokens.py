@@ -9,13 +9,13 @@ ends exact. The sandbox's /tokens journal tells how many refreshes happened and 
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 
 import pytest
 
 from mycase_sync.sandbox.server import SandboxConfig
-from reliability_oracle import (
+from conftest import sandbox_cli, seed_tokens
+from oracle import (
     assert_documents_once, assert_matters_once, assert_messages_once, expected_matters, no_contract_breach,
 )
 
@@ -133,15 +133,14 @@ def test_three_jobs_at_once_with_two_second_tokens_refresh_once_per_expiry(conne
 @pytest.mark.soak
 def test_five_second_tokens_during_a_sixty_second_backfill(tmp_path):
     """A backfill that reads MyCase page by page for a minute: each page finds its token expired."""
-    from reliability_oracle import connect, make_cli
     from mycase_sync.sandbox.server import Sandbox
 
     config = SandboxConfig(matters=3200, seed=3, access_token_lifetime=5, casestatus_latency=(0.02, 0.04),
                            with_activity=False)
     db_path = tmp_path / "state" / "state.db"
     with Sandbox(config) as sandbox:
-        cli = make_cli(sandbox, tmp_path, db_path, **ENV)
-        connect(sandbox, db_path)
+        cli = sandbox_cli(sandbox, tmp_path, db_path, **ENV)
+        seed_tokens(sandbox, db_path)
         started = time.monotonic()
         result = cli.run("import-matters", extra_env={"MYCASE_SYNC_WORKERS": "2", "CASESTATUS_RATE_LIMIT": "45"},
                          timeout=170)
@@ -157,13 +156,12 @@ def test_five_second_tokens_during_a_sixty_second_backfill(tmp_path):
 
 @pytest.mark.soak
 def test_three_jobs_at_once_with_five_second_tokens_for_a_minute(tmp_path):
-    from reliability_oracle import connect, make_cli
     from mycase_sync.sandbox.server import Sandbox
 
     db_path = tmp_path / "state" / "state.db"
     with Sandbox(SandboxConfig(matters=200, seed=5, access_token_lifetime=5)) as sandbox:
-        cli = make_cli(sandbox, tmp_path, db_path, **ENV)
-        connect(sandbox, db_path)
+        cli = sandbox_cli(sandbox, tmp_path, db_path, **ENV)
+        seed_tokens(sandbox, db_path)
         assert cli.run("import-matters", extra_env=ENV).code in (0, 1)
         wanted = expected_matters(sandbox)
         started = time.monotonic()
