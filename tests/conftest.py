@@ -6,6 +6,8 @@ MYCASE_SYNC_DB under tmp_path, and the environment is rebuilt from scratch for e
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import signal
@@ -200,6 +202,71 @@ class Cli:
         self.scan(proc.stdout, "stdout", args, extra_env)
         self.scan(proc.stderr, "stderr", args, extra_env)
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def invoke(self, *args: str, extra_env: dict | None = None, input: str | None = None) -> CliResult:
+        """`mycase-sync ARGS` in this process: `mycase_sync.cli.main` (its exit-code mapping included)
+        with the environment and working directory `run` would give, the output captured and scanned.
+
+        For what needs no real process: help, options, usage and configuration errors, `status`.
+        Where a process is the point (kill, locks, signals, cron's view of a run, a real run against
+        the sandbox) use `run` or `popen`.
+        """
+        import click
+        from click.testing import CliRunner
+
+        from mycase_sync.cli import main
+
+        with _in_process(self.environment(extra_env), self.cwd):
+            with CliRunner().isolation(input=input) as (out, err, _):
+                click.formatting.FORCED_WIDTH = None  # help wrapped as a real process wraps it (isolation restores it)
+                try:
+                    main(list(args))
+                    code = 0  # main always exits; kept for a main that would return
+                except SystemExit as exit:
+                    code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                stdout = out.getvalue().decode("utf-8", "replace")
+                stderr = err.getvalue().decode("utf-8", "replace")
+        self.scan(stdout, "stdout", args, extra_env)
+        self.scan(stderr, "stderr", args, extra_env)
+        return CliResult(code, stdout, stderr)
+
+
+@contextlib.contextmanager
+def _in_process(environment: dict, cwd: Path | None):
+    """Run with exactly `environment` and in `cwd`, then put back what a CLI run changes in a process:
+    the environment, the directory, the tool's logging and the secrets registered for redaction."""
+    from mycase_sync import output, redact
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    logger = logging.getLogger(output.LOGGER)
+    saved_logger = (list(logger.handlers), logger.level, logger.propagate)
+    saved_run_id = getattr(getattr(output, "RunIdFilter", None), "run_id", None)
+    saved_secrets = (set(getattr(redact, "_secrets", ())), getattr(redact, "_pattern", None))
+    os.environ.clear()
+    os.environ.update(environment)
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        for handler in list(logger.handlers):
+            if handler not in saved_logger[0]:
+                logger.removeHandler(handler)
+                handler.close()
+        logger.handlers[:] = saved_logger[0]
+        logger.level, logger.propagate = saved_logger[1], saved_logger[2]
+        if saved_run_id is not None:
+            output.RunIdFilter.run_id = saved_run_id
+        if all(hasattr(redact, name) for name in ("_lock", "_secrets", "_pattern")):
+            with redact._lock:
+                redact._secrets.clear()
+                redact._secrets.update(saved_secrets[0])
+                redact._pattern = saved_secrets[1]
 
 
 # Files a test's runs leave behind that are not output: the state store (its `tokens` table is

@@ -1,7 +1,9 @@
-"""The command-line frame, through the real `python -m mycase_sync`: help, version, usage errors.
+"""The command-line frame: help, version, usage errors.
 
 Whatever goes wrong, the user sees a usage message or one line, and an exit code from the
-documented table; never a traceback.
+documented table; never a traceback. These run `mycase_sync.cli.main` in this process (Cli.invoke:
+the same exit-code mapping, environment and output a real run has); the version and the help's
+imports are checked through a real `python -m mycase_sync`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def test_every_command_is_listed():
 
 @pytest.mark.parametrize("path", [(), *ALL_COMMANDS], ids=lambda p: " ".join(p) or "top")
 def test_help_for_every_command_exits_0(cli, path):
-    result = cli.run(*path, "--help")
+    result = cli.invoke(*path, "--help")
     assert result.code == 0, result.output
     assert result.stdout.startswith(f"Usage: mycase-sync {' '.join(path)}".rstrip())
     assert result.stderr == ""
@@ -57,7 +59,7 @@ def test_help_for_every_command_exits_0(cli, path):
 
 
 def test_top_level_help_documents_the_exit_codes(cli):
-    out = cli.run("-h").stdout
+    out = cli.invoke("-h").stdout
     for code in ("0 ", "1 ", "2 ", "3 ", "75 "):
         assert f"  {code}" in out
 
@@ -75,7 +77,7 @@ def test_help_imports_none_of_the_heavy_parts():
 
 
 def test_version(cli):
-    result = cli.run("--version")
+    result = cli.run("--version")  # a real `python -m mycase_sync`: the entry point itself works
     assert result.code == 0
     assert result.stdout.strip() == f"mycase-sync, version {version('mycase-sync')}"
 
@@ -88,7 +90,7 @@ def test_version(cli):
     ("auth", "status", "--nope"),
 ])
 def test_an_unknown_option_is_a_usage_error(cli, args):
-    result = cli.run(*args)
+    result = cli.invoke(*args)
     assert result.code == 2
     assert_clean(result)
     assert "Usage: mycase-sync" in result.stderr
@@ -97,7 +99,7 @@ def test_an_unknown_option_is_a_usage_error(cli, args):
 
 
 def test_an_unknown_command_is_a_usage_error(cli):
-    result = cli.run("import-everything")
+    result = cli.invoke("import-everything")
     assert result.code == 2
     assert_clean(result)
     assert "No such command 'import-everything'" in result.stderr
@@ -111,7 +113,7 @@ def test_an_unknown_command_is_a_usage_error(cli):
     (("auth", "--timeout", "0"), "--timeout"),
 ])
 def test_bad_option_values_are_usage_errors(cli, args, message):
-    result = cli.run(*args)
+    result = cli.invoke(*args)
     assert result.code == 2
     assert_clean(result)
     assert message in result.stderr

@@ -1,7 +1,8 @@
 """Settings: real environment beats .env, every bad value is one line naming its variable (exit 2).
 
-Unit tests call load_settings with an explicit environment; the CLI tests run the real
-`python -m mycase_sync` so that the exit code and the single stderr line are what cron sees.
+Unit tests call load_settings with an explicit environment; the CLI tests run the CLI's entry point
+(`mycase_sync.cli.main`, in this process, with the environment and directory a real run gets) so that
+the exit code and the single stderr line are what cron sees.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def test_secrets_are_registered_for_redaction_and_kept_out_of_repr():
     assert redact(f"secret={secret} key {key}") == "secret=*** key ***"
 
 
-# --- through the real CLI ----------------------------------------------------------------------
+# --- through the CLI ---------------------------------------------------------------------------
 def cli_for(tmp_path: Path, **env: str) -> Cli:
     base = dict(OFFLINE, MYCASE_SYNC_DB=str(tmp_path / "state" / "state.db"))
     base.update(env)
@@ -163,27 +164,27 @@ def assert_one_line_error(result, *words: str) -> None:
 
 @pytest.mark.parametrize("name,value", [("MYCASE_RATE_LIMIT", "abc"), ("CASESTATUS_API_URL", "http://example.com")])
 def test_cli_refuses_a_malformed_setting_with_exit_2_and_one_line(tmp_path, name, value):
-    result = cli_for(tmp_path, **{name: value}).run("import-matters")
+    result = cli_for(tmp_path, **{name: value}).invoke("import-matters")
     assert_one_line_error(result, name)
     assert not (tmp_path / "state").exists()  # refused before touching the state store
 
 
 def test_cli_missing_credentials_give_exit_2_naming_the_variable(tmp_path):
-    result = cli_for(tmp_path).run("import-matters")
+    result = cli_for(tmp_path).invoke("import-matters")
     assert_one_line_error(result, "is not set")
     assert any(name in result.stderr for name in ("MYCASE_CLIENT_ID", "MYCASE_CLIENT_SECRET", "CASESTATUS_API_KEY"))
 
 
 def test_cli_real_environment_beats_dotenv(tmp_path):
     write_env(tmp_path / ".env", MYCASE_RATE_LIMIT="abc")
-    assert cli_for(tmp_path, MYCASE_RATE_LIMIT="5").run("status").code == 0
+    assert cli_for(tmp_path, MYCASE_RATE_LIMIT="5").invoke("status").code == 0
     write_env(tmp_path / ".env", MYCASE_RATE_LIMIT="5")
-    assert cli_for(tmp_path, MYCASE_RATE_LIMIT="abc").run("status").code == 2
+    assert cli_for(tmp_path, MYCASE_RATE_LIMIT="abc").invoke("status").code == 2
 
 
 def test_cli_reads_dotenv_from_the_current_directory(tmp_path):
     write_env(tmp_path / ".env", CASESTATUS_RATE_LIMIT="zero")
-    assert_one_line_error(cli_for(tmp_path).run("status"), "CASESTATUS_RATE_LIMIT")
+    assert_one_line_error(cli_for(tmp_path).invoke("status"), "CASESTATUS_RATE_LIMIT")
 
 
 def test_cli_env_file_is_read_instead_of_the_local_dotenv(tmp_path):
@@ -191,6 +192,6 @@ def test_cli_env_file_is_read_instead_of_the_local_dotenv(tmp_path):
     good = write_env(tmp_path / "good.env", MYCASE_SYNC_WORKERS="2")
     bad = write_env(tmp_path / "bad.env", MYCASE_SYNC_TIMEOUT="-1")
     cli = cli_for(tmp_path)
-    assert cli.run("--env-file", str(good), "status").code == 0
-    assert_one_line_error(cli.run("--env-file", str(bad), "status"), "MYCASE_SYNC_TIMEOUT")
-    assert_one_line_error(cli.run("--env-file", str(tmp_path / "missing.env"), "status"), "missing.env")
+    assert cli.invoke("--env-file", str(good), "status").code == 0
+    assert_one_line_error(cli.invoke("--env-file", str(bad), "status"), "MYCASE_SYNC_TIMEOUT")
+    assert_one_line_error(cli.invoke("--env-file", str(tmp_path / "missing.env"), "status"), "missing.env")

@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from conftest import Cli
 from mycase_sync import demo
 from mycase_sync.mycase.auth import AuthFlowError
 
@@ -135,8 +136,7 @@ def test_demo_command_exit_code_and_quiet(capsys):
     assert out.out == "" and out.err == "", "-q: nothing at all when every step ran"
 
 
-def test_demo_rejects_a_silly_size():
-    proc = subprocess.run([sys.executable, "-m", "mycase_sync", "demo", "--matters", "0"],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2
-    assert "--matters" in proc.stderr and "Traceback" not in proc.stderr
+def test_demo_rejects_a_silly_size(tmp_path):
+    result = Cli(cwd=tmp_path).invoke("demo", "--matters", "0")  # a usage error: in this process
+    assert result.code == 2
+    assert "--matters" in result.stderr and "Traceback" not in result.stderr

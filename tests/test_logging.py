@@ -111,7 +111,7 @@ def test_an_unwritable_log_file_is_a_config_error(tmp_path, log):
         setup_logging(log_file=str(tmp_path / "missing" / "sync.log"))
 
 
-# --- through the real CLI ------------------------------------------------------------------------
+# --- through the CLI: a bad log file in this process, the jobs as real runs ------------------------
 @pytest.fixture
 def plain_cli(db_path, tmp_path):
     from conftest import Cli
@@ -123,9 +123,9 @@ def plain_cli(db_path, tmp_path):
 def test_cli_bad_log_file_is_one_line_and_exit_2(plain_cli, tmp_path, how):
     target = str(tmp_path / "no-such-dir" / "sync.log")
     if how == "option":
-        result = plain_cli.run("--log-file", target, "status")
+        result = plain_cli.invoke("--log-file", target, "status")
     else:
-        result = plain_cli.run("status", extra_env={"MYCASE_SYNC_LOG": target})
+        result = plain_cli.invoke("status", extra_env={"MYCASE_SYNC_LOG": target})
     assert result.code == 2
     assert result.stderr == f"mycase-sync: cannot open the log file {target}: No such file or directory\n"
     assert result.stdout == ""

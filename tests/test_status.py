@@ -1,7 +1,9 @@
 """`status`, `status --json`, `status --check`: what a sysadmin and a monitoring system see.
 
 The state store is seeded with a known history (tokens, runs, ledger, matters); the report is
-checked key by key, and `--check` once per unhealthy condition through the real CLI.
+checked key by key, and `--check` once per unhealthy condition through the CLI's entry point
+(`mycase_sync.cli.main` in this process: `status` reads the state store alone, so no real process is
+needed for what it prints and its exit code).
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
     seed_item(store, "message", 21, "sent")
     seed_item(store, "message", 22, "failed", attempts=5, error="MyCase POST /v1/cases/3/notes: HTTP 422: too long")
 
-    result = status_cli.run("status", "--json")
+    result = status_cli.invoke("status", "--json")
     assert result.code == 0, result.output
     assert result.stderr == ""
     report = json.loads(result.stdout)
@@ -256,7 +258,7 @@ def _now():
 
 def test_check_is_silent_and_exits_0_when_healthy(store, status_cli):
     seed_healthy(store, _now())
-    result = status_cli.run("status", "--check")
+    result = status_cli.invoke("status", "--check")
     assert (result.code, result.stdout, result.stderr) == (0, "", "")
 
 
@@ -307,14 +309,14 @@ def test_check_exits_1_with_one_line_per_problem(store, status_cli, condition):
     seed_healthy(store, now)
     spoil, expected = UNHEALTHY[condition]
     spoil(store, now)
-    result = status_cli.run("status", "--check")
+    result = status_cli.invoke("status", "--check")
     assert result.code == 1, result.output
     assert result.stderr == ""
     lines = result.stdout.splitlines()
     assert len(lines) == len(expected), lines
     for line, start in zip(lines, expected):
         assert line.startswith(start), line
-    report = json.loads(status_cli.run("status", "--json").stdout)
+    report = json.loads(status_cli.invoke("status", "--json").stdout)
     assert report["healthy"] is False and report["problems"] == lines
 
 
@@ -324,7 +326,7 @@ def test_check_lists_every_problem_at_once(store, status_cli):
     for spoil, _ in (UNHEALTHY["authorization revoked"], UNHEALTHY["no message push in 1 hour"],
                      UNHEALTHY["documents parked as failed"]):
         spoil(store, now)
-    result = status_cli.run("status", "--check")
+    result = status_cli.invoke("status", "--check")
     assert result.code == 1
     assert len(result.stdout.splitlines()) == 3
 
@@ -333,8 +335,8 @@ def test_skipped_matters_are_shown_but_are_not_a_problem(store, status_cli):
     now = _now()
     seed_healthy(store, now)
     seed_matter(store, "88", "skipped", error="opened_date '2019-13-45' is not a date")
-    assert status_cli.run("status", "--check").code == 0
-    result = status_cli.run("status")
+    assert status_cli.invoke("status", "--check").code == 0
+    result = status_cli.invoke("status")
     assert result.code == 0
     assert "skipped 1: opened_date '2019-13-45' is not a date" in result.stdout
 
@@ -358,7 +360,7 @@ def test_skipped_matters_are_counted_by_reason(store):
 def test_json_with_check_prints_the_report_and_exits_1_when_unhealthy(store, status_cli):
     seed_healthy(store, _now())
     seed_item(store, "document", 9, "failed", error="HTTP 413")
-    result = status_cli.run("status", "--json", "--check")
+    result = status_cli.invoke("status", "--json", "--check")
     assert result.code == 1
     assert json.loads(result.stdout)["healthy"] is False
 
@@ -370,7 +372,7 @@ def test_table_shows_connection_jobs_counts_and_failures(store, status_cli):
     seed_item(store, "document", 31, "waiting", case="4040")
     seed_item(store, "document", 32, "failed", case="4041", attempts=3,
               error="MyCase POST /v1/cases/4041/documents: HTTP 404 [bold]not[/bold] found")
-    result = status_cli.run("status")
+    result = status_cli.invoke("status")
     assert result.code == 0, result.output  # plain `status` reports; only --check judges
     out = result.stdout
     assert f"State store: {store.path}" in out
@@ -384,20 +386,20 @@ def test_table_shows_connection_jobs_counts_and_failures(store, status_cli):
 
 def test_table_says_healthy(store, status_cli):
     seed_healthy(store, _now())
-    result = status_cli.run("status")
+    result = status_cli.invoke("status")
     assert result.code == 0 and "Healthy." in result.stdout
 
 
 def test_missing_state_store_is_a_problem_and_is_not_created(status_cli, db_path):
-    result = status_cli.run("status", "--check")
+    result = status_cli.invoke("status", "--check")
     assert result.code == 1
     assert result.stdout.strip() == (
         f"no state store at {db_path}: nothing has run with these settings"
         " (does cron use the same --env-file / MYCASE_SYNC_DB?)")
     assert not db_path.exists()
-    report = json.loads(status_cli.run("status", "--json").stdout)
+    report = json.loads(status_cli.invoke("status", "--json").stdout)
     assert report["healthy"] is False and report["jobs"] is None
-    plain = status_cli.run("status")
+    plain = status_cli.invoke("status")
     assert plain.code == 0 and "no state store at" in plain.stdout
     assert not db_path.exists()
 
@@ -405,7 +407,7 @@ def test_missing_state_store_is_a_problem_and_is_not_created(status_cli, db_path
 def test_a_corrupt_state_store_is_one_line_and_exit_2(status_cli, db_path):
     db_path.parent.mkdir(parents=True)
     db_path.write_bytes(b"this is not sqlite" * 100)
-    result = status_cli.run("status", "--check")
+    result = status_cli.invoke("status", "--check")
     assert result.code == 2
     assert result.stderr.startswith("mycase-sync: state store ") and len(result.stderr.splitlines()) == 1
     assert "Traceback" not in result.output
