@@ -8,7 +8,11 @@ arrived, a note committed whose answer never arrived, a document created whose b
 sent (between its two steps), bytes uploaded whose confirmation was never recorded, and the last
 write of the run. The next run must finish as a clean run does and leave every matter once in
 Case Status with the right fields (and its stage written once), every message once as a note and
-every document once with the right bytes. Under the soak marker, every write of every job is a point.
+every document once with the right bytes.
+
+The default run kills each job at 4 of those points (the first, a middle and the last after a
+write, and one before a write; between them every kind of write); the soak run (`-m soak`) takes all
+26, and then every single write of every job.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from oracle import assert_job_end_state
 
 POINTS = 20  # after a committed write, per job; before one: BEFORE_POINTS more
 BEFORE_POINTS = 6
+DEFAULT_AFTER = (0, POINTS // 2, POINTS - 1)  # the points the default run takes; the soak run all
+DEFAULT_BEFORE = (BEFORE_POINTS // 2,)
 FAST = {"MYCASE_RATE_LIMIT": "1000", "CASESTATUS_RATE_LIMIT": "1000"}
 PUSH_JOBS = ["push-messages", "push-documents"]
 IMPORT = "import-matters"
@@ -98,20 +104,27 @@ def crash_then_finish(sandbox, connected: Cli, job: str, k: int, when: str = "af
 
 
 def test_the_crash_points_cover_every_kind_of_write(clean_writes):
-    """Each kind of write (note, document record, its bytes) is among the points where a run is killed."""
+    """Each kind of write (note, document record, its bytes) is among the points where a run is killed,
+    in the soak run's matrix and in the default run's few points alike."""
     for job, kinds in ((IMPORT, {("POST", "cases")}),
                        ("push-messages", {("POST", "notes")}),
                        ("push-documents", {("POST", "documents"), ("PUT", "s3")})):
         writes = clean_writes(job)
-        chosen = {write_kind(*writes[k - 1]) for k in crash_points(len(writes))}
+        points = crash_points(len(writes))
+        chosen = {write_kind(*writes[k - 1]) for k in points}
         assert chosen == kinds, (job, chosen)
+        by_default = {write_kind(*writes[points[p] - 1]) for p in DEFAULT_AFTER}
+        assert by_default == kinds, (job, by_default)
 
 
-# After a write: POINTS per job. Before a write (nothing committed): BEFORE_POINTS more.
-MATRIX = [("after", p) for p in range(POINTS)] + [("before", p) for p in range(BEFORE_POINTS)]
+# After a write: POINTS per job. Before a write (nothing committed): BEFORE_POINTS more. The default
+# run takes DEFAULT_AFTER and DEFAULT_BEFORE of them; the others are soak.
+MATRIX = [pytest.param(when, p, id=f"{when}-{p}",
+                       marks=() if p in (DEFAULT_AFTER if when == "after" else DEFAULT_BEFORE) else pytest.mark.soak)
+          for when, count in (("after", POINTS), ("before", BEFORE_POINTS)) for p in range(count)]
 
 
-@pytest.mark.parametrize("when, point", MATRIX, ids=[f"{w}-{p}" for w, p in MATRIX])
+@pytest.mark.parametrize("when, point", MATRIX)
 @pytest.mark.parametrize("job", [IMPORT, *PUSH_JOBS])
 def test_a_job_killed_at_any_write_loses_and_duplicates_nothing(connected, sandbox, db_path, clean_writes, job,
                                                                when, point):
