@@ -56,12 +56,21 @@ class App:
 
     @property
     def casestatus(self):
+        """The Case Status client, once the store is known to belong to this API key's account."""
         if self._casestatus is None:
-            from mycase_sync.casestatus.client import CaseStatusClient
+            from mycase_sync.ownership import check_casestatus_key
 
             self.settings.require("CASESTATUS_API_KEY")
-            self._casestatus = CaseStatusClient(self.settings)
+            check_casestatus_key(self.store, self.settings.casestatus_api_key)
+            self._casestatus = self.new_casestatus_client()
         return self._casestatus
+
+    def new_casestatus_client(self):
+        """A Case Status client with no ownership check (for accept-casestatus-key, which makes it)."""
+        from mycase_sync.casestatus.client import CaseStatusClient
+
+        self.settings.require("CASESTATUS_API_KEY")
+        return CaseStatusClient(self.settings)
 
     def close(self) -> None:
         for client in (self._mycase, self._casestatus):

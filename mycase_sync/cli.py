@@ -210,8 +210,8 @@ def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, c
 
 def _push_options(func):
     func = click.option("--retry-failed", is_flag=True, help="Put items parked as failed (after 10 failed runs) back in the queue.")(func)
-    func = click.option("--all", "all_items", is_flag=True, help="Take the whole history (the first run otherwise takes the last 30 days); nothing already pushed is sent again.")(func)
-    func = click.option("--since", metavar="DATE", help="Take items from DATE on, older ones too (the first run otherwise takes the last 30 days); nothing already pushed is sent again.")(func)
+    func = click.option("--all", "all_items", is_flag=True, help="Read the whole Case Status history again (the first run always does); nothing already pushed is sent again.")(func)
+    func = click.option("--since", metavar="DATE", help="Cut-over (moving from the hosted integration): never send items created before DATE (YYYY-MM-DD or ISO 8601, UTC unless an offset is given); recorded once, a later run may repeat the same DATE only.")(func)
     func = click.option("--dry-run", is_flag=True, help="List what would be pushed (and what waits for its case); change nothing.")(func)
     return func
 
@@ -221,6 +221,10 @@ def _push(ctx: click.Context, job: str, work, dry_run, since, all_items, retry_f
     if all_items and since_dt:
         raise click.UsageError("--all cannot be combined with --since")
     app = ctx.obj.app
+    if since_dt is not None:
+        from mycase_sync.sync.push import check_cutover
+
+        check_cutover(app.store, job, since_dt)  # before a run is recorded: a refusal is a usage error
 
     def run(run_id: str) -> dict:
         return work(app, run_id, dry_run=dry_run, since=since_dt, all_items=all_items, retry_failed=retry_failed)
@@ -235,7 +239,8 @@ def push_documents(ctx: click.Context, dry_run, since, all_items, retry_failed):
     """Copy every document shared in Case Status into its MyCase matter, exactly once (every 20 min).
 
     Files go to the matter's root folder ("Case Documents", or MYCASE_DOCUMENTS_FOLDER) under a
-    safe name; a file on a case not imported yet waits and goes once its case is imported. Exit 1
+    safe name; a file on a case not imported yet waits and goes once its case is imported. A file
+    already in MyCase (found by its marker, with the same bytes) is adopted, not filed again. Exit 1
     when some files failed (one line each on stderr; retried next run, parked after 10 runs).
     """
     from mycase_sync.sync.documents import push_documents as work
@@ -251,8 +256,9 @@ def push_messages(ctx: click.Context, dry_run, since, all_items, retry_failed):
 
     Each note says who wrote to whom, carries the text and the time it was sent; notes of one
     matter are posted in the order the messages were sent. A message on a case not imported yet
-    waits and goes once its case is imported. Exit 1 when some messages failed (one line each on
-    stderr; retried next run, parked after 10 runs).
+    waits and goes once its case is imported; one already in MyCase (found by its marker) is
+    adopted, not posted again. Exit 1 when some messages failed (one line each on stderr; retried
+    next run, parked after 10 runs).
     """
     from mycase_sync.sync.messages import push_messages as work
 
@@ -289,6 +295,46 @@ def status(ctx: click.Context, as_json, check):
 
         print_table(report, Console(highlight=False, soft_wrap=True))
     ctx.exit(1 if check and report["problems"] else 0)
+
+
+@main_group.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_context
+def backup(ctx: click.Context, file):
+    """Write a consistent copy of the state store to FILE (mode 0600), safe while jobs run.
+
+    Restoring it (copy it back as the state store while no job runs) sends nothing twice: items
+    pushed after the backup are found in MyCase by their marker and adopted, matters by their
+    MyCase id in Case Status.
+    """
+    from pathlib import Path
+
+    app = ctx.obj.app
+    if not Path(app.settings.db_path).exists():
+        raise click.ClickException(f"no state store at {app.settings.db_path}: nothing to back up")
+    written = app.store.backup(file)
+    click.echo(f"Backed up {app.settings.db_path} to {written}.")
+
+
+@main_group.command("accept-casestatus-key")
+@click.pass_context
+def accept_casestatus_key(ctx: click.Context):
+    """Record the configured CASESTATUS_API_KEY as this state store's, after rotating the key.
+
+    A store refuses a Case Status key other than the one it was built with (exit 2), so that it is
+    never applied to another account. After Case Status gave your firm a new key, run this once
+    with the new key configured: it checks that the new key reaches the cases this store imported,
+    then records it.
+    """
+    from mycase_sync.ownership import accept_casestatus_key as accept
+
+    app = ctx.obj.app
+    client = app.new_casestatus_client()
+    try:
+        checked = accept(app.store, client, app.settings.casestatus_api_key)
+    finally:
+        client.close()
+    click.echo(f"Recorded the new Case Status API key for {app.settings.db_path} ({checked}).")
 
 
 @main_group.command("demo")

@@ -15,6 +15,7 @@ from typing import Any
 from mycase_sync.health import connection_problem, connection_summary, format_when
 from mycase_sync.redact import redact
 from mycase_sync.store import ItemState, MatterState, Store
+from mycase_sync.store.ledger import cutover_key
 from mycase_sync.values import parse_iso, utcnow
 
 JOBS = ("import-matters", "push-documents", "push-messages")
@@ -49,7 +50,7 @@ def _run_summary(run: dict | None) -> dict | None:
     }
 
 
-def _ledger(store: Store, kind: str) -> dict[str, Any]:
+def _ledger(store: Store, job: str, kind: str) -> dict[str, Any]:
     summary = store.ledger(kind).summary(SHOWN_ITEMS)
     counts = summary["counts"]
     return {
@@ -59,6 +60,8 @@ def _ledger(store: Store, kind: str) -> dict[str, Any]:
         "waiting_for_case": counts.get(ItemState.WAITING, 0),
         "failed": counts.get(ItemState.FAILED, 0),
         "failed_items": [{**item, "last_error": _text(item["last_error"])} for item in summary["failed_items"]],
+        "before_cutover": counts.get(ItemState.BEFORE_CUTOVER, 0),
+        "cutover": store.get_cursor(cutover_key(job)),
     }
 
 
@@ -89,7 +92,7 @@ def collect(store: Store, now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     jobs = {}
     for job in JOBS:
-        items = _ledger(store, LEDGER_JOBS[job]) if job in LEDGER_JOBS else _matters(store)
+        items = _ledger(store, job, LEDGER_JOBS[job]) if job in LEDGER_JOBS else _matters(store)
         jobs[job] = {
             "last_run": _run_summary(store.last_run(job)),
             "last_success": store.last_completed(job),
@@ -181,6 +184,8 @@ def _jobs_table(jobs: dict):
     row("waiting for case", lambda job: str(items[job]["waiting_for_case"]) if "waiting_for_case" in items[job] else "-")
     row("failed", lambda job: str(items[job]["failed"]))
     row("skipped", lambda job: str(items[job]["skipped"]) if "skipped" in items[job] else "-")
+    if any(items[job].get("before_cutover") for job in jobs):
+        row("before cut-over", lambda job: str(items[job]["before_cutover"]) if "before_cutover" in items[job] else "-")
     return table
 
 

@@ -101,7 +101,9 @@ class FakeMyCase:
         mock.post(re.compile(rf"{MYCASE}/cases/\d+/documents"), json=self._create_document)
         mock.get(re.compile(rf"{MYCASE}/cases/\d+/documents"), json=self._list(self.documents))
         mock.post(re.compile(rf"{MYCASE}/documents/\d+/versions"), json=self._create_version)
+        mock.get(re.compile(rf"{MYCASE}/documents/\d+/data"), content=self._data)
         mock.put(re.compile(r"https://s3\.test/.*"), content=self._put)
+        mock.get(re.compile(r"https://s3\.test/.*"), content=self._get)
 
     def _fault(self, request, context):
         self.requests.append((request.method, urlsplit(request.url).path))
@@ -181,6 +183,23 @@ class FakeMyCase:
         body = request.body.read() if hasattr(request.body, "read") else request.body
         self.documents[int(doc_id)]["versions"][int(version[1:]) - 1] = body
         return b""
+
+    def _data(self, request, context):
+        """302 to the latest version's bytes, 404 when it has none (never uploaded)."""
+        self.requests.append(("GET", urlsplit(request.url).path))
+        doc_id = int(re.search(r"/documents/(\d+)/", request.url).group(1))
+        doc = self.documents.get(doc_id)
+        if doc is None or doc["versions"][-1] is None:
+            context.status_code = 404
+            return b'{"errors": [{"description": "Document has no data"}]}'
+        context.status_code = 302
+        context.headers["Location"] = f"https://s3.test/bucket/{doc_id}/v{len(doc['versions'])}?X-Amz-Signature=get"
+        return b""
+
+    def _get(self, request, context):
+        self.requests.append(("GET", urlsplit(request.url).path))
+        _, _, doc_id, version = urlsplit(request.url).path.split("/")
+        return self.documents[int(doc_id)]["versions"][int(version[1:]) - 1]
 
     def count(self, method, regex):
         return sum(1 for m, path in self.requests if m == method and re.fullmatch(regex, path))
@@ -320,7 +339,7 @@ def test_a_note_whose_outcome_is_unknown_is_looked_for_before_it_is_sent_again(a
     counts = push_messages(app)
     assert counts["sent"] == 1 and "failed" not in counts
     assert len(mc.notes_for(11)) == 1  # exactly one, whether or not the first attempt landed
-    assert mc.count("GET", r"/v1/cases/11/notes") == 1
+    assert mc.count("GET", r"/v1/cases/11/notes") == 2  # looked for once per run, before each send
 
 
 def test_a_refused_note_is_not_in_doubt_and_is_parked_after_ten_failed_runs(app, cs, mc, new_app, capsys):
@@ -330,9 +349,12 @@ def test_a_refused_note_is_not_in_doubt_and_is_parked_after_ten_failed_runs(app,
         mc.faults.append(("POST", r"/v1/cases/11/notes", "422"))
         counts = push_messages(app)
         assert counts["failed"] == 1
+        if run + 1 < MAX_FAILED_RUNS:  # a 4xx means nothing landed: pending, not in doubt
+            assert ledger(app, "message")[message["id"]]["state"] == "pending"
     row = ledger(app, "message")[message["id"]]
     assert row["state"] == "failed" and row["attempts"] == MAX_FAILED_RUNS
-    assert mc.count("GET", r"/v1/cases/11/notes") == 0  # a 4xx means nothing landed: no marker search
+    # every run looks for its marker once before sending (a first send too: another store may have sent it)
+    assert mc.count("GET", r"/v1/cases/11/notes") == MAX_FAILED_RUNS
     assert "parked" in counts and counts["parked"] == 1
     # parked: later runs leave it alone (and cost no MyCase request)
     mc.requests.clear()
@@ -381,19 +403,24 @@ def test_dry_run_lists_and_changes_nothing(app, cs, mc):
     assert mc.requests == []
 
 
-def test_first_run_takes_the_last_30_days_unless_since_or_all(app, cs, mc, new_app):
+def test_first_run_takes_the_whole_history_and_since_holds_back_what_came_before_the_cutover(app, cs, mc, new_app):
     imported(app, 11)
     old = cs.add_message(11, "old", sent_at=stamp(days_ago=45))
     old["created_at"] = stamp(days_ago=45)
     recent = cs.add_message(11, "recent")
     counts = push_messages(app)
-    assert counts["sent"] == 1 and counts["older_than_window"] == 1
-    assert old["id"] not in ledger(app, "message")
-    # a later --since reaches back for what the first run left out, without sending anything twice
-    counts = push_messages(new_app(), since=NOW - dt.timedelta(days=60))
-    assert counts["sent"] == 1 and len(mc.notes) == 2
-    assert push_messages(new_app(), all_items=True).get("sent", 0) == 0
-    assert recent["id"] in ledger(app, "message")
+    assert counts["sent"] == 2 and "older_than_window" not in counts  # as the hosted integration promised
+    assert push_messages(new_app(), all_items=True).get("sent", 0) == 0  # nothing already pushed goes twice
+    # a cut-over: what is created before it is held back, on this run and every later one
+    before = cs.add_message(12, "before the cut-over", sent_at=stamp(days_ago=2))
+    before["created_at"] = stamp(days_ago=2)
+    imported(app, 12)
+    after = cs.add_message(12, "after the cut-over")
+    counts = push_messages(new_app(), since=NOW - dt.timedelta(days=1))
+    assert counts["sent"] == 1 and len(mc.notes) == 3
+    assert ledger(app, "message")[before["id"]]["state"] == "before_cutover"
+    assert ledger(app, "message")[after["id"]]["state"] == "sent"
+    assert {old["id"], recent["id"]} <= {i for i, row in ledger(app, "message").items() if row["state"] == "sent"}
 
 
 # --- documents ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ def make(tmp_path):
 
 
 def add(ledger, *records, cursor=None):
-    rows = [(record["id"], record.get("integration_id"), record) for record in records]
+    rows = [(record["id"], record.get("integration_id"), record, WAITING) for record in records]
     return ledger.add(rows, ("push-messages", cursor.dump()) if cursor else None)
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from mycase_sync.sync.markers import marker, markers_in
 from mycase_sync.sync.poller import ASC, DESC, Cursor, Poller, find_record, page_order
-from mycase_sync.values import parse_timestamp as parse_moment
 
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 SIZE = 100
@@ -33,13 +32,9 @@ class FakeList:
         return [self.record(i) for i in order[(page - 1) * SIZE:page * SIZE]]
 
 
-def moment(record):
-    return parse_moment(record.get("created_at"))
-
-
-def run(source, cursor, full=False, window=None):
+def run(source, cursor, full=False):
     """Read like a run does: collect taken ids, keep the last cursor handed back."""
-    poller = Poller(source, cursor, full=full, window_start=window, moment=moment, size=SIZE)
+    poller = Poller(source, cursor, full=full, size=SIZE)
     taken, saved = [], cursor
     for batch in poller.batches():
         taken += [r["id"] for r in batch.records]
@@ -47,25 +42,23 @@ def run(source, cursor, full=False, window=None):
     return taken, saved, poller
 
 
-def test_first_run_takes_the_window_and_leaves_a_cursor_at_the_last_page():
-    source = FakeList(range(1, 251), days_old=lambda i: 300 - i)  # ids 1..250, the newest 0..? days old
-    window = NOW - dt.timedelta(days=100)
-    taken, cursor, poller = run(source, None, window=window)
-    assert taken == [i for i in range(1, 251) if 300 - i <= 100]
+def test_first_run_takes_the_whole_history_and_leaves_a_cursor_at_the_last_page():
+    source = FakeList(range(1, 251), days_old=lambda i: 300 - i)  # ids 1..250, up to 299 days old
+    taken, cursor, poller = run(source, None)
+    assert taken == list(range(1, 251))  # what is never sent (a cut-over) is the ledger's decision
     assert cursor == Cursor(page=3, highest=250, order=ASC, size=SIZE)
-    assert poller.out_of_window == 199
     assert source.reads == [1, 2, 3]
 
 
 def test_first_run_on_an_empty_list_still_saves_a_cursor():
-    taken, cursor, _ = run(FakeList([]), None, window=NOW)
+    taken, cursor, _ = run(FakeList([]), None)
     assert taken == [] and cursor == Cursor(1, 0, ASC, SIZE)
 
 
 @pytest.mark.parametrize("count, reads", [(250, 1), (300, 2), (50, 1)])
 def test_an_idle_run_reads_one_page_or_two_when_the_last_was_full(count, reads):
     source = FakeList(range(1, count + 1))
-    _, cursor, _ = run(source, None, window=None, full=True)
+    _, cursor, _ = run(source, None, full=True)
     source.reads.clear()
     taken, after, poller = run(source, cursor)
     assert taken == [] and poller.requests == reads
@@ -87,7 +80,7 @@ def test_new_items_across_several_pages_are_all_taken_and_the_cursor_moves_page_
     source = FakeList(range(1, 151))
     _, cursor, _ = run(source, None, full=True)
     source.ids += list(range(151, 460))
-    poller = Poller(source, cursor, full=False, window_start=None, moment=moment, size=SIZE)
+    poller = Poller(source, cursor, full=False, size=SIZE)
     batches = list(poller.batches())
     assert [r["id"] for b in batches for r in b.records] == list(range(151, 460))
     assert [b.cursor.page for b in batches] == [2, 3, 4, 5]
@@ -123,7 +116,7 @@ def test_newest_first_with_more_than_a_page_new_reads_on_and_moves_the_cursor_on
     source = FakeList(range(1, 51), newest_first=True)
     _, cursor, _ = run(source, None, full=True)
     source.ids += list(range(51, 300))
-    poller = Poller(source, cursor, full=False, window_start=None, moment=moment, size=SIZE)
+    poller = Poller(source, cursor, full=False, size=SIZE)
     batches = list(poller.batches())
     assert [b.cursor for b in batches[:-1]] == [None] * (len(batches) - 1)
     assert batches[-1].cursor == Cursor(1, 299, DESC, SIZE)
@@ -150,40 +143,30 @@ def test_a_list_that_turns_back_to_oldest_first_is_read_again_from_page_one():
     assert taken == [151] and cursor == Cursor(2, 151, ASC, SIZE)
 
 
-def test_first_run_newest_first_stops_once_a_page_is_older_than_the_window():
+def test_first_run_newest_first_reads_every_page():
     source = FakeList(range(1, 1001), newest_first=True, days_old=lambda i: (1000 - i) // 10)
-    taken, cursor, _ = run(source, None, window=NOW - dt.timedelta(days=30))
-    assert sorted(taken) == [i for i in range(1, 1001) if (1000 - i) // 10 <= 30]
-    assert source.reads == [1, 2, 3, 4, 5]  # page 4 ends the window, page 5 is all older
+    taken, cursor, _ = run(source, None)
+    assert sorted(taken) == list(range(1, 1001))
+    assert source.reads == list(range(1, 12))  # ten full pages, then the empty eleventh ends it
     assert cursor.highest == 1000
 
 
 def test_all_and_since_rescan_from_page_one_taking_old_items_and_keep_the_cursor_page():
     source = FakeList(range(1, 301), days_old=lambda i: 301 - i)
-    _, cursor, _ = run(source, None, window=NOW - dt.timedelta(days=30))
+    _, cursor, _ = run(source, None)
     assert cursor.page == 3
-    taken, after, _ = run(source, cursor, full=True, window=None)
+    taken, after, _ = run(source, cursor, full=True)
     assert taken == list(range(1, 301))  # the ledger ignores those it already has
     assert after.page == 3 and after.highest == 300
-    taken, _, _ = run(source, cursor, full=True, window=NOW - dt.timedelta(days=100))
-    assert taken == [i for i in range(1, 301) if 301 - i <= 100]
 
 
 def test_records_without_a_usable_id_are_ignored_and_counted():
     def fetch(page):
         return [{"id": 1}, {"id": None}, {"id": "x"}, "junk", {"id": True}, {"id": 2}] if page == 1 else []
 
-    poller = Poller(fetch, None, full=True, window_start=None, moment=moment, size=SIZE)
+    poller = Poller(fetch, None, full=True, size=SIZE)
     assert [r["id"] for b in poller.batches() for r in b.records] == [1, 2]
     assert poller.malformed == 4
-
-
-def test_undated_records_are_never_dropped_by_the_window():
-    def fetch(page):
-        return [{"id": 1, "created_at": None}, {"id": 2, "created_at": "2001-01-01T00:00:00Z"}]
-
-    poller = Poller(fetch, None, full=True, window_start=NOW, moment=moment, size=SIZE)
-    assert [r["id"] for b in poller.batches() for r in b.records] == [1]
 
 
 def test_a_cursor_saved_with_another_page_size_is_converted():

@@ -146,7 +146,8 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
     assert docs["last_run"]["error"] == "Case Status GET /api/v1/files: no answer"
     assert docs["last_run"]["duration_s"] == 1.0
     assert docs["last_success"] == iso(now - dt.timedelta(minutes=40) + dt.timedelta(seconds=3))
-    assert docs["items"] == {"sent": 1, "pending": 2, "retrying": 1, "waiting_for_case": 1, "failed": 0, "failed_items": []}
+    assert docs["items"] == {"sent": 1, "pending": 2, "retrying": 1, "waiting_for_case": 1, "failed": 0, "failed_items": [],
+                             "before_cutover": 0, "cutover": None}
 
     msgs = jobs["push-messages"]
     assert msgs["last_run"]["run_id"] == "msg-last"
@@ -156,6 +157,7 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
         "sent": 2, "pending": 0, "retrying": 0, "waiting_for_case": 0, "failed": 1,
         "failed_items": [{"item_id": 22, "integration_id": "1001", "attempts": 5,
                           "last_error": "MyCase POST /v1/cases/3/notes: HTTP 422: too long"}],
+        "before_cutover": 0, "cutover": None,
     }
 
     assert report["healthy"] is False
@@ -175,7 +177,8 @@ def test_empty_store_reports_every_job_as_never_run(store):
     for info in report["jobs"].values():
         assert info["last_run"] is None and info["last_success"] is None
     assert report["jobs"]["push-messages"]["items"] == {
-        "sent": 0, "pending": 0, "retrying": 0, "waiting_for_case": 0, "failed": 0, "failed_items": []}
+        "sent": 0, "pending": 0, "retrying": 0, "waiting_for_case": 0, "failed": 0, "failed_items": [],
+        "before_cutover": 0, "cutover": None}
     assert report["problems"] == [
         "MyCase is not connected: run `mycase-sync auth`",
         "import-matters has never completed a run",

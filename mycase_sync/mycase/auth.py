@@ -37,6 +37,7 @@ from mycase_sync.mycase.tokens import (
     NOT_CONNECTED_MESSAGE, TokenRefused, delete_tokens, post_tokens, save_identity, save_token_set,
     token_session, user_fields,
 )
+from mycase_sync.ownership import check_mycase_firm
 from mycase_sync.redact import register_secret
 from mycase_sync.store import Store, iso, utcnow
 
@@ -299,11 +300,15 @@ def run_auth_flow(app, say: Callable[..., None], ask: Callable[[str], str], no_b
                                 " nothing changed") from None
     finally:
         session.close()
+    firm_uuid = answer.get("firm_uuid") if isinstance(answer.get("firm_uuid"), str) else None
+    check_mycase_firm(store, firm_uuid, None)  # another firm's account: refused before anything is saved
     save_token_set(store, answer)
     client = app.mycase
     user, firm = client.me(), client.firm()
     save_identity(store, user, firm)
-    return user_fields(user, firm)
+    who = user_fields(user, firm)
+    check_mycase_firm(store, firm_uuid, who.get("firm_name"))  # records the firm the first time
+    return who
 
 
 # --- `mycase-sync auth status` and `auth logout` -----------------------------------------------

@@ -5,6 +5,7 @@ API-NOTES.md Part 1 is the contract. If the real service disagrees, fix it here:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from typing import Any, Iterator
@@ -34,6 +35,7 @@ CASE = "/cases/{id}"
 STAFF = "/staff"
 CASE_DOCUMENTS = "/cases/{id}/documents"
 DOCUMENT_VERSIONS = "/documents/{id}/versions"
+DOCUMENT_DATA = "/documents/{id}/data"  # 302 to a download URL valid for a minute
 CASE_NOTES = "/cases/{id}/notes"
 
 # What the push jobs read back: a note's text, a document's description (both carry our marker),
@@ -199,14 +201,50 @@ class MyCaseClient:
         return json_body(SERVICE, self.request("POST", DOCUMENT_VERSIONS.format(id=document_id)), dict)
 
     def upload(self, put_url: str, put_headers: dict, file_path: str) -> None:
-        """Step 2 of 2: PUT the bytes from a file of known size (S3 refuses chunked bodies)."""
+        """Step 2 of 2: PUT the bytes from a file of known size (S3 refuses chunked bodies).
+
+        An empty file goes as an empty bytes body: requests sends an empty *file* chunked."""
         check_followable_url(put_url, self.allow_loopback)
         headers = {str(k): str(v) for k, v in (put_headers or {}).items()}
         headers["Content-Type"] = "application/octet-stream"
-        headers["Content-Length"] = str(os.path.getsize(file_path))
-        with open(file_path, "rb") as body:
-            response = self.uploads.request("PUT", put_url, data=body, headers=headers)
+        size = os.path.getsize(file_path)
+        headers["Content-Length"] = str(size)
+        if size == 0:
+            response = self.uploads.request("PUT", put_url, data=b"", headers=headers)
+        else:
+            with open(file_path, "rb") as body:
+                response = self.uploads.request("PUT", put_url, data=body, headers=headers)
         raise_for_status("S3", response)
+
+    def document_digest(self, document_id: str | int) -> tuple[str, int] | None:
+        """(sha256, size) of the bytes MyCase holds for a document's latest version, streamed and
+        never kept; None when it holds none (never uploaded, or the document is gone)."""
+        path = DOCUMENT_DATA.format(id=document_id)
+        response = self.request("GET", path, allow_redirects=False)
+        if response.status_code == 404:
+            response.close()
+            return None
+        location = response.headers.get("Location") if response.is_redirect else None
+        if not location:
+            raise_for_status(SERVICE, response)
+            response.close()
+            raise ServiceError(SERVICE, "GET", path, response.status_code, "no download link in the answer")
+        response.close()
+        check_followable_url(location, self.allow_loopback)
+        download = self.uploads.request("GET", location, stream=True)
+        try:
+            raise_for_status("S3", download)
+            digest, size = hashlib.sha256(), 0
+            try:
+                for chunk in download.iter_content(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+            except (requests.exceptions.RequestException, OSError):
+                raise ServiceError("S3", "GET", urlsplit(location).path, None,
+                                   f"download broken off after {size} bytes") from None
+            return digest.hexdigest(), size
+        finally:
+            download.close()
         response.close()
 
 

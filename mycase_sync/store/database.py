@@ -21,6 +21,7 @@ from sqlite_utils import Database
 
 from mycase_sync.errors import ConfigError, TemporaryError
 from mycase_sync.locks import blocking_lock
+from mycase_sync.store.identity import IdentityTable
 from mycase_sync.store.ledger import Ledger
 from mycase_sync.store.matters import MatterTable
 from mycase_sync.store.schema import migrations
@@ -75,6 +76,7 @@ class Store:
             raise ConfigError(f"state store {self.path} is not a usable SQLite database: {exc}") from None
         self.tokens = TokenTable(self)
         self.matters = MatterTable(self)
+        self.identity = IdentityTable(self)
 
     def ledger(self, kind: str) -> Ledger:
         """The push ledger of one kind of item ("document" or "message")."""
@@ -82,6 +84,33 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def backup(self, target: Path | str) -> Path:
+        """A consistent copy of the live store (SQLite's online backup: safe while jobs write),
+        made private (0600) and complete before it takes the target's name."""
+        target = Path(target).expanduser().resolve()
+        if target == self.path.resolve():
+            raise ConfigError(f"the backup would overwrite the state store itself: {target}")
+        if target.is_dir():
+            raise ConfigError(f"{target} is a directory: name the backup file")
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.close(fd)
+            os.chmod(partial, 0o600)
+            copy = sqlite3.connect(str(partial))
+            try:
+                with self._lock:
+                    self.db.conn.backup(copy)
+                copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+            finally:
+                copy.close()
+            os.replace(partial, target)
+        except (OSError, sqlite3.Error) as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise ConfigError(f"cannot write the backup {target}: {exc}") from None
+        return target
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Database]:

@@ -21,6 +21,11 @@ MAX_FAILED_RUNS = 10
 _CHUNK = 500  # ids per `in (...)`: under SQLite's variable limit
 
 
+def cutover_key(job: str) -> str:
+    """The cursors row holding a push job's cut-over (set by --since): items before it are never sent."""
+    return f"{job}:cutover"
+
+
 @dataclass
 class Item:
     """One ledger row being worked on; `integration_id` is the MyCase case id it goes to."""
@@ -67,17 +72,18 @@ class Ledger:
         rows = self._select_in(IMPORTED + " and mycase_id in ({marks})", sorted(i for i in integration_ids if i))
         return {row[0] for row in rows}
 
-    def add(self, rows: list[tuple[int, str | None, dict]], cursor: tuple[str, Any] | None) -> int:
-        """Record newly seen items (item_id, integration_id, record) as waiting for their case, and
-        the poll cursor that covers them, in one transaction: an interrupted run skips nothing."""
+    def add(self, rows: list[tuple[int, str | None, dict, str]], cursor: tuple[str, Any] | None) -> int:
+        """Record newly seen items (item_id, integration_id, record, state: WAITING for its case, or
+        BEFORE_CUTOVER) and the poll cursor that covers them, in one transaction: an interrupted run
+        skips nothing. An item already in the ledger keeps its row."""
         now = iso(utcnow())
         added = 0
         with self.store.transaction() as db:
-            for item_id, integration_id, record in rows:
+            for item_id, integration_id, record, state in rows:
                 added += db.execute(
                     "insert or ignore into ledger (kind, item_id, integration_id, state, attempts, item,"
                     " created_at, updated_at) values (?, ?, ?, ?, 0, ?, ?, ?)",
-                    [self.kind, item_id, integration_id, ItemState.WAITING, json.dumps(record), now, now]).rowcount
+                    [self.kind, item_id, integration_id, state, json.dumps(record), now, now]).rowcount
             if cursor is not None:
                 self.store.set_cursor(*cursor)
         return added
@@ -91,6 +97,19 @@ class Ledger:
             db.execute(f"update ledger set state = ?, updated_at = ? where kind = ? and state = ?"
                        f" and (integration_id is null or integration_id not in ({IMPORTED}))",
                        [ItemState.WAITING, now, self.kind, ItemState.PENDING])
+
+    def set_before_cutover(self, item_ids: list[int]) -> int:
+        """A cut-over recorded after these were seen: never sent (only rows not yet claimed or sent)."""
+        rows = 0
+        with self.store.transaction() as db:
+            for start in range(0, len(item_ids), _CHUNK):
+                chunk = item_ids[start:start + _CHUNK]
+                marks = ",".join("?" for _ in chunk)
+                rows += db.execute(f"update ledger set state = ?, updated_at = ? where kind = ? and state in (?, ?)"
+                                   f" and item_id in ({marks})",
+                                   [ItemState.BEFORE_CUTOVER, iso(utcnow()), self.kind, ItemState.WAITING,
+                                    ItemState.PENDING, *chunk]).rowcount
+        return rows
 
     def unpark(self) -> int:
         """--retry-failed: parked items go back in doubt (their marker is looked for first), attempts reset."""

@@ -87,6 +87,12 @@ class MatterTable:
             " or (state = ? and waiting_for is not null)",
             [MatterState.FAILED, MatterState.PENDING, MatterState.SKIPPED]).fetchall()
 
+    def sample_imported(self, limit: int = 3) -> list[tuple[str, int]]:
+        """A few (MyCase id, Case Status id) pairs in step: proof of which Case Status account this is."""
+        return self.store.db.execute(
+            "select mycase_id, casestatus_id from matters where casestatus_id is not null and state = ?"
+            " order by mycase_id limit ?", [MatterState.SYNCED, limit]).fetchall()
+
     # --- for `status` ---------------------------------------------------------------------------
     def count_by_state(self) -> dict[str, int]:
         return dict(self.store.db.execute("select state, count(*) from matters group by state").fetchall())

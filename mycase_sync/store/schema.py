@@ -95,3 +95,20 @@ def _matters_waiting_for(db: Database) -> None:
     """A matter skipped because its lead attorney has no Case Status user waits for that email:
     the import retries it by id once the user exists, though nothing changed in MyCase."""
     db["matters"].add_column("waiting_for", str)
+
+
+@migrations(name="0004_identity")
+def _identity(db: Database) -> None:
+    """Whose store this is: the MyCase firm and a keyed fingerprint of the Case Status API key
+    (never the key), so that a store is never applied to another firm's records."""
+    db["identity"].create(
+        {
+            "id": int,
+            "mycase_firm_uuid": str,
+            "mycase_firm_name": str,
+            "casestatus_key_fingerprint": str,  # HMAC-SHA256 of the key under `salt`
+            "salt": str,
+            "recorded_at": str,
+        },
+        pk="id",
+    )

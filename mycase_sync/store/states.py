@@ -18,6 +18,7 @@ class ItemState:
     CLAIMED = "claimed"  # a send began and its outcome is not confirmed: in doubt, look for its marker first
     SENT = "sent"
     FAILED = "failed"  # parked after too many failed runs; --retry-failed puts it back
+    BEFORE_CUTOVER = "before_cutover"  # older than the job's --since cut-over: never sent
 
 
 class RunOutcome:

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Iterator
 
 from mycase_sync.casestatus import client as cs
-from mycase_sync.errors import RefusedURL, ServiceError
+from mycase_sync.errors import RefusedURL, ServiceError, TemporaryError
 from mycase_sync.mycase import client as mc
 from mycase_sync.store.ledger import Item
 from mycase_sync.sync.filenames import printable, safe_filename
-from mycase_sync.sync.markers import Markers, marker
+from mycase_sync.sync.markers import Markers, marker, neutralise
 from mycase_sync.sync.push import Context, ItemError, Job, integration_text, run_push
 from mycase_sync.values import parse_timestamp
 
@@ -87,11 +87,12 @@ def document_path(record: dict, folder: str | None) -> str:
 
 
 def description(record: dict, item_id: int) -> str:
-    """Where it came from, the original name when the safe name differs, and the marker last."""
-    case = printable(str(record.get(cs.FILE_CASE_READABLE_ID) or "")) or "?"
+    """Where it came from, the original name when the safe name differs (marker-like text in either
+    defused), and the marker last: the description ends with it, and nothing a client named can."""
+    case = neutralise(printable(str(record.get(cs.FILE_CASE_READABLE_ID) or ""))) or "?"
     text = f"Shared in Case Status (case {case})"
     name = record.get(cs.FILE_NAME)
-    original = printable(name if isinstance(name, str) else "")
+    original = neutralise(printable(name if isinstance(name, str) else ""))
     if original and original != display_name(record):
         text += f', uploaded as "{original}"'
     return f"{text}. {marker(DocumentsJob.word, item_id)}"
@@ -172,13 +173,20 @@ class DocumentsJob(Job):
                 return None
             raise
 
-    def push(self, ctx: Context, item: Item) -> None:
+    def push(self, ctx: Context, item: Item) -> str:
         with ctx.resources.file_for(item) as path:
             self.download(ctx, item, path)
-            if item.remote_id is None and item.in_doubt:
+            adopted = False
+            if item.remote_id is None:
+                # Before the first send too: another store (lost, restored, elsewhere) may have filed it.
+                ours = item.in_doubt  # a create of ours may have landed
                 found = ctx.markers.lookup(item.integration_id, item.item_id)
                 if found is not None:
-                    ctx.ledger.created(item, found)  # its bytes may never have arrived: a version completes it
+                    ctx.ledger.created(item, found)
+                    adopted = not ours
+            if item.remote_id is not None and self._holds_bytes(ctx, item):
+                ctx.ledger.confirm(item, item.remote_id)  # filed whole already: nothing to upload
+                return "adopted" if adopted else "sent"
             ctx.ledger.claim(item)
             upload = self._new_upload(ctx, item) if item.remote_id is not None else None
             if upload is None:
@@ -199,6 +207,19 @@ class DocumentsJob(Job):
                     raise
                 self._put(ctx, upload, path)
             ctx.ledger.confirm(item, item.remote_id)
+            return "sent"
+
+    @staticmethod
+    def _holds_bytes(ctx: Context, item: Item) -> bool:
+        """Does the MyCase document already hold exactly these bytes? Only then is it complete: its
+        upload may have been cut off, or its answer lost. Unknown (a failed read) counts as no."""
+        try:
+            held = ctx.mycase.document_digest(item.remote_id)
+        except TemporaryError:
+            raise
+        except ServiceError:  # unreadable for whatever reason: a new version makes sure of the bytes
+            return False
+        return held == (item.sha256, item.size)
 
     @staticmethod
     def _put(ctx: Context, upload: dict, path: Path) -> None:

@@ -14,7 +14,7 @@ from collections import defaultdict
 from mycase_sync.casestatus import client as cs
 from mycase_sync.mycase import client as mc
 from mycase_sync.store.ledger import Item
-from mycase_sync.sync.markers import Markers, marker
+from mycase_sync.sync.markers import Markers, marker, neutralise
 from mycase_sync.sync.push import Context, Job, integration_text, run_push
 from mycase_sync.values import parse_timestamp
 
@@ -23,7 +23,7 @@ MAX_SUBJECT = 255
 
 def note_subject(record: dict) -> str:
     """Direction and sender, in the words a paralegal scanning the notes list needs."""
-    sender = " ".join(str(record.get(cs.MSG_SENDER) or "").split()) or "unknown sender"
+    sender = neutralise(" ".join(str(record.get(cs.MSG_SENDER) or "").split())) or "unknown sender"
     kind = record.get(cs.MSG_TYPE)
     if kind == cs.MSG_INCOMING:
         subject = f"Case Status message from {sender} (client)"
@@ -35,9 +35,10 @@ def note_subject(record: dict) -> str:
 
 
 def note_text(record: dict, item_id: int) -> str:
-    """The message as written, then the marker on its own line (the marker always ends the note)."""
+    """The message as written (marker-like text defused), then the marker on its own line: the
+    marker always ends the note, and nothing a client wrote can."""
     content = record.get(cs.MSG_CONTENT)
-    text = content.strip() if isinstance(content, str) and content.strip() else "(no text)"
+    text = neutralise(content.strip()) if isinstance(content, str) and content.strip() else "(no text)"
     return f"{text}\n\n{marker(MessagesJob.word, item_id)}"
 
 
@@ -85,18 +86,19 @@ class MessagesJob(Job):
             by_matter[item.integration_id].append(item)
         return [sorted(lane, key=_sent_order) for lane in by_matter.values()]
 
-    def push(self, ctx: Context, item: Item) -> None:
-        if item.in_doubt:
-            found = ctx.markers.lookup(item.integration_id, item.item_id)
-            if found is not None:
-                ctx.ledger.confirm(item, found)
-                return
-            # The marker is absent: the earlier attempt never landed, and this one is claimed anew.
+    def push(self, ctx: Context, item: Item) -> str:
+        # Before the first send too: another store (lost, restored, on another server) may have sent it.
+        ours = item.in_doubt  # a send of ours may have landed
+        found = ctx.markers.lookup(item.integration_id, item.item_id)
+        if found is not None:
+            ctx.ledger.confirm(item, found)
+            return "sent" if ours else "adopted"
         ctx.ledger.claim(item)
         record = item.record
         note = ctx.write(item, lambda: ctx.mycase.create_note(
             item.integration_id, note_subject(record), note_text(record, item.item_id), note_date(record)))
         ctx.ledger.confirm(item, note.get("id"))
+        return "sent"
 
 
 def push_messages(app, run_id: str, dry_run: bool = False, since=None, all_items: bool = False,

@@ -8,7 +8,6 @@ them, and the push run saves both in one transaction.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -77,23 +76,18 @@ class Poller:
     back if records were deleted) and read on while pages come back full; newest-first lists
     are read from page 1 until a page holds anything already seen. A run with nothing new reads
     one page (two when the last page was exactly full).
-    Full scan (first run, --since, --all): every page, taking records in the window (or all)
-    and anything newer than the cursor; a newest-first list stops once a page is all old.
+    Full scan (first run, --since, --all): every page, every record. Which of them are sent is
+    the ledger's business (what it holds already is never sent again; see the cut-over).
     """
 
-    def __init__(self, fetch: Callable[[int], list], cursor: Cursor | None, *, full: bool,
-                 window_start: dt.datetime | None, moment: Callable[[dict], dt.datetime | None],
-                 size: int = PAGE_SIZE):
+    def __init__(self, fetch: Callable[[int], list], cursor: Cursor | None, *, full: bool, size: int = PAGE_SIZE):
         self._fetch_page = fetch
         self.cursor = cursor or Cursor(size=size)
         self.known = cursor.highest if cursor else None  # ids above this are new
         self.full = full or cursor is None
-        self.window_start = window_start
-        self.moment = moment
         self.size = size
         self.requests = 0
         self.malformed = 0
-        self.out_of_window = 0
 
     def _fetch(self, page: int) -> list[dict]:
         self.requests += 1
@@ -105,22 +99,8 @@ class Poller:
     def _is_new(self, record: dict) -> bool:
         return self.known is not None and record_id(record) > self.known
 
-    def _in_window(self, record: dict) -> bool:
-        if self.window_start is None:
-            return True
-        moment = self.moment(record)
-        return moment is None or moment >= self.window_start  # an undated record is never dropped
-
     def _take(self, records: list[dict]) -> list[dict]:
-        taken = []
-        for record in records:
-            if self._is_new(record):
-                taken.append(record)
-            elif self.full and self._in_window(record):
-                taken.append(record)
-            elif self.full:
-                self.out_of_window += 1
-        return taken
+        return list(records) if self.full else [r for r in records if self._is_new(r)]
 
     def _highest(self, highest: int, records: list[dict]) -> int:
         return max([highest, *(record_id(r) for r in records)])
@@ -156,11 +136,8 @@ class Poller:
 
     def _reached_old(self, records: list[dict]) -> bool:
         """A newest-first page past which nothing more can be taken."""
-        if not self.full:
-            return any(not self._is_new(r) for r in records)  # ids only grow: the rest was seen
-        if self.window_start is None or any(self._is_new(r) for r in records):
-            return False
-        return all((m := self.moment(r)) is not None and m < self.window_start for r in records)
+        # Ids only grow: past a page holding one already seen, the rest was seen too.
+        return not self.full and any(not self._is_new(r) for r in records)
 
     def _newest_first(self, records: list[dict]) -> Iterator[Batch]:
         """The cursor moves only at the end: until every new page is in, the old highest id stands."""

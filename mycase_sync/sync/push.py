@@ -26,18 +26,17 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mycase_sync.casestatus.client import PAGE_SIZE
-from mycase_sync.errors import AuthorizationError, OutcomeUnknown, ServiceError, TemporaryError
+from mycase_sync.errors import AuthorizationError, ConfigError, OutcomeUnknown, ServiceError, TemporaryError
 from mycase_sync.output import Progress
 from mycase_sync.redact import redact
 from mycase_sync.store import ItemState
-from mycase_sync.store.ledger import MAX_FAILED_RUNS, Item, Ledger
+from mycase_sync.store.ledger import MAX_FAILED_RUNS, Item, Ledger, cutover_key
 from mycase_sync.sync.markers import Markers
 from mycase_sync.sync.poller import ASC, Cursor, Poller, find_record, record_id
-from mycase_sync.values import utcnow
+from mycase_sync.values import iso, parse_iso
 
 log = logging.getLogger(__name__)
 
-FIRST_RUN_WINDOW = dt.timedelta(days=30)
 PAGE_KEY = "_listed_on_page"  # kept in the ledger's copy of a record: where to list it again
 
 
@@ -71,7 +70,8 @@ class Job:
     def resources(self, app) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
-    def push(self, ctx: "Context", item: Item) -> None:
+    def push(self, ctx: "Context", item: Item) -> str:
+        """Send one item: "sent", or "adopted" when MyCase already had it (found by its marker)."""
         raise NotImplementedError
 
 
@@ -146,34 +146,54 @@ class ItemError(Exception):
 
 
 # --- the run -------------------------------------------------------------------------------------
+def check_cutover(store, job_name: str, since: dt.datetime | None) -> None:
+    """--since sets the job's cut-over once; another date later is refused (ConfigError, exit 2)."""
+    recorded = parse_iso(store.get_cursor(cutover_key(job_name)))
+    if since is not None and recorded is not None and recorded != since:
+        raise ConfigError(f"{job_name} already has its cut-over at {recorded:%Y-%m-%d %H:%M:%S} UTC (state store"
+                          f" {store.path}); --since {since:%Y-%m-%d %H:%M:%S} UTC would change which items are"
+                          " sent: give the same date, or leave --since out")
+
+
 def run_push(app, job: Job, run_id: str, *, dry_run: bool = False, since: dt.datetime | None = None,
              all_items: bool = False, retry_failed: bool = False) -> dict:
-    """One run of a push job: poll, record, then push what is pending. Returns the run's counts."""
+    """One run of a push job: poll, record, then push what is pending. Returns the run's counts.
+
+    The first run (no cursor), --since and --all read the whole list; anything the ledger holds is
+    never sent again. --since records the job's cut-over (moving from the hosted integration):
+    items created before it are recorded as before the cut-over and never sent, on every later run.
+    """
     store = app.store
     ledger = store.ledger(job.kind)
     counts: Counter = Counter()
+    check_cutover(store, job.name, since)
+    cutover = since or parse_iso(store.get_cursor(cutover_key(job.name)))
+    if since is not None and not dry_run:
+        _record_cutover(store, job, ledger, since, counts)
     if retry_failed and not dry_run:
         counts["unparked"] = ledger.unpark()
     cursor = Cursor.load(store.get_cursor(job.name))
-    window = None if all_items else (since or (utcnow() - FIRST_RUN_WINDOW if cursor is None else None))
     poller = Poller(lambda page: job.list_page(app.casestatus, page, PAGE_SIZE), cursor,
-                    full=all_items or since is not None, window_start=window, moment=job.moment)
+                    full=all_items or since is not None)
+
+    def state_of(record: dict) -> str:
+        moment = job.moment(record)  # an undated item is never held back
+        return ItemState.BEFORE_CUTOVER if cutover and moment and moment < cutover else ItemState.WAITING
+
     listed: dict[int, dict] = {}  # (dry run) what the poll would record
     for batch in poller.batches():
         if dry_run:
             listed.update({record_id(r): r for r in batch.records})
         elif batch.records or (batch.cursor and batch.cursor != cursor):
-            rows = [(record_id(r), integration_text(job.integration_id(r)), {**r, PAGE_KEY: batch.page})
+            rows = [(record_id(r), integration_text(job.integration_id(r)), {**r, PAGE_KEY: batch.page}, state_of(r))
                     for r in batch.records]
             counts["new"] += ledger.add(rows, (job.name, batch.cursor.dump()) if batch.cursor else None)
             cursor = batch.cursor or cursor
     counts["list_requests"] = poller.requests
-    if poller.out_of_window:
-        counts["older_than_window"] = poller.out_of_window
     if poller.malformed:
         log.warning("%s: %d Case Status records without a usable id were ignored", job.name, poller.malformed)
     if dry_run:
-        return _dry_run(job, ledger, listed, retry_failed, counts)
+        return _dry_run(job, ledger, listed, retry_failed, counts, state_of)
     ledger.match_cases()
     items = [i for i in ledger.rows((ItemState.PENDING, ItemState.CLAIMED)) if i.case_imported]
     counts["waiting"] = ledger.count(ItemState.WAITING)
@@ -187,6 +207,15 @@ def run_push(app, job: Job, run_id: str, *, dry_run: bool = False, since: dt.dat
     return _finish(job, counts)
 
 
+def _record_cutover(store, job: Job, ledger: Ledger, since: dt.datetime, counts: Counter) -> None:
+    """Save the cut-over, and hold back what the ledger already has from before it (not yet sent)."""
+    store.set_cursor(cutover_key(job.name), iso(since))
+    older = [item.item_id for item in ledger.rows((ItemState.WAITING, ItemState.PENDING))
+             if (moment := job.moment(item.record)) is not None and moment < since]
+    if older:
+        counts["held_before_cutover"] = ledger.set_before_cutover(older)
+
+
 def deliver(ctx: Context, items: list[Item], workers: int) -> Counter:
     """Push each lane of items (in order within a lane), lanes in parallel, bounded by `workers`."""
     job = ctx.job
@@ -198,7 +227,7 @@ def deliver(ctx: Context, items: list[Item], workers: int) -> Counter:
 
     def attempt(item: Item) -> str:
         try:
-            job.push(ctx, item)
+            outcome = job.push(ctx, item)
         except (AuthorizationError, TemporaryError) as exc:
             ctx.ledger.release(item)
             with lock:
@@ -215,8 +244,8 @@ def deliver(ctx: Context, items: list[Item], workers: int) -> Counter:
                 return "parked"
             log.warning("%s: %s; retried next run (%d of %d)", job.describe(item), error, item.attempts, MAX_FAILED_RUNS)
             return "failed"
-        log.debug("%s: sent as MyCase %s", job.describe(item), item.remote_id)
-        return "sent"
+        log.debug("%s: %s as MyCase %s", job.describe(item), outcome, item.remote_id)
+        return outcome
 
     def run_lane(lane: list[Item], progress: Progress) -> None:
         for n, item in enumerate(lane):
@@ -251,19 +280,24 @@ def deliver(ctx: Context, items: list[Item], workers: int) -> Counter:
 
 
 def _finish(job: Job, counts: Counter) -> dict:
-    sent, failed, waiting = counts.get("sent", 0), counts.get("failed", 0), counts.get("waiting", 0)
-    if sent or failed:
-        log.info("%s: %d sent, %d failed, %d waiting for their case to be imported", job.name, sent, failed, waiting)
+    sent, adopted, failed = counts.get("sent", 0), counts.get("adopted", 0), counts.get("failed", 0)
+    if sent or adopted or failed:
+        log.info("%s: %d sent, %d already in MyCase (adopted), %d failed, %d waiting for their case to be imported",
+                 job.name, sent, adopted, failed, counts.get("waiting", 0))
     return {key: value for key, value in counts.items() if value}
 
 
-def _dry_run(job: Job, ledger: Ledger, listed: dict[int, dict], retry_failed: bool, counts: Counter) -> dict:
+def _dry_run(job: Job, ledger: Ledger, listed: dict[int, dict], retry_failed: bool, counts: Counter,
+             state_of: Callable[[dict], str]) -> dict:
     """What a real run would push (and what waits for its case), as lines under "plan"; changes nothing."""
     states = (ItemState.PENDING, ItemState.CLAIMED, ItemState.WAITING) + ((ItemState.FAILED,) if retry_failed else ())
-    items = ledger.rows(states)
+    items = [i for i in ledger.rows(states) if i.state not in (ItemState.WAITING, ItemState.PENDING)
+             or state_of(i.record) != ItemState.BEFORE_CUTOVER]
     in_ledger = ledger.known_ids(list(listed))
     new_items = [Item(job.kind, i, integration_text(job.integration_id(record)), ItemState.PENDING, 0, record)
                  for i, record in listed.items() if i not in in_ledger]
+    before = [i for i in new_items if state_of(i.record) == ItemState.BEFORE_CUTOVER]
+    new_items = [i for i in new_items if state_of(i.record) != ItemState.BEFORE_CUTOVER]
     imported = ledger.imported(item.integration_id for item in new_items if item.integration_id)
     for item in new_items:
         item.case_imported = item.integration_id in imported
@@ -273,8 +307,10 @@ def _dry_run(job: Job, ledger: Ledger, listed: dict[int, dict], retry_failed: bo
     plan = [f"would push {job.describe(item)}" for item in would]
     plan += [f"waiting: {job.describe(item)}: case {item.integration_id or '(no integration id)'} is not imported yet"
              for item in waiting]
-    plan.append(f"{job.name} --dry-run: {len(would)} would be pushed, {len(waiting)} waiting for their case;"
+    held = f", {len(before)} created before the cut-over (never sent)" if before else ""
+    plan.append(f"{job.name} --dry-run: {len(would)} would be pushed, {len(waiting)} waiting for their case{held};"
                 " nothing changed")
     counts["would_push"] = len(would)
     counts["waiting"] = len(waiting)
+    counts["before_cutover"] = len(before)
     return {"plan": plan, **{key: value for key, value in counts.items() if value}}
