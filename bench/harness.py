@@ -101,6 +101,18 @@ def _op_add_file(sandbox, integration_id: str, file_name: str, size: int) -> dic
     return sandbox.casestatus.add_file(integration_id, file_name, size=size)
 
 
+def _op_add_messages(sandbox, case_ids: list[str], text: str) -> int:
+    """One new client message on each of these cases; returns how many."""
+    for case_id in case_ids:
+        sandbox.casestatus.add_message(str(case_id), "incoming", text, "Jane Doe")
+    return len(case_ids)
+
+
+def _op_count(sandbox, service: str, method: str, path_regex: str) -> int:
+    """Requests of `method` to paths matching `path_regex` since the last reset."""
+    return getattr(sandbox, service).count(method, path_regex)
+
+
 def _op_document_sizes(sandbox) -> list[int]:
     with sandbox.mycase.lock:
         return [d["versions"][-1].get("size") for d in sandbox.mycase.documents.values() if d.get("versions")]
@@ -129,6 +141,8 @@ OPS = {
     "case_ids": _op_case_ids,
     "counts": _op_counts,
     "add_file": _op_add_file,
+    "add_messages": _op_add_messages,
+    "count": _op_count,
     "document_sizes": _op_document_sizes,
     "set": _op_set,
     "timeline": _op_timeline,
@@ -312,6 +326,17 @@ class Tool:
 
     def run(self, *args: str, timeout: float = 3600) -> Run:
         return run_process([*cli_command(), *args], env=self.env, cwd=self.workdir, timeout=timeout)
+
+
+def imported_ids(db_path: Path) -> list[str]:
+    """MyCase ids of the matters a tool's store has imported, in id order."""
+    from mycase_sync.store import open_store
+
+    store = open_store(db_path)
+    try:
+        return [mid for mid, _ in store.matters.sample_imported(limit=1_000_000)]
+    finally:
+        store.close()
 
 
 def bare_python() -> Run:
