@@ -21,9 +21,32 @@ log = logging.getLogger("mycase_sync")
 run_log = logging.getLogger(RUN_LOGGER)
 
 
+class NoProgress:
+    """What a job shows of its progress when nobody asked to see it (tests, the library)."""
+
+    def __init__(self, description: str, total: int | None = None):
+        pass
+
+    def __enter__(self) -> "NoProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+    def total(self, total: int) -> None:
+        pass
+
+
 @dataclass
 class App:
+    """`progress(description, total=None)` makes the progress display a job updates: the command
+    line gives output.Progress (a bar on a terminal, nothing under cron)."""
+
     settings: Settings
+    progress: Callable[..., Any] = NoProgress
     _store: Any = field(default=None, repr=False)
     _mycase: Any = field(default=None, repr=False)
     _casestatus: Any = field(default=None, repr=False)

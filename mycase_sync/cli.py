@@ -41,11 +41,11 @@ class Context:
         if self._app is None:
             from mycase_sync.app import App
             from mycase_sync.config import load_settings
-            from mycase_sync.output import setup_logging
+            from mycase_sync.output import Progress, setup_logging
 
             settings = load_settings(self.env_file)
             setup_logging(self.verbose, self.quiet, self.log_file or settings.log_file)
-            self._app = App(settings)
+            self._app = App(settings, progress=Progress)
         return self._app
 
     def close(self) -> None:

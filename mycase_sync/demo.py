@@ -114,7 +114,9 @@ def run(matters: int = 300, echo: Callable[[str], None] = print,
     config = SandboxConfig(seed=DEMO_SEED, matters=matters, with_activity=True)
     with tempfile.TemporaryDirectory(prefix="mycase-sync-demo-") as tmp, _no_proxy_for_loopback(), \
             Sandbox(config) as sandbox:
-        app = App(demo_settings(sandbox, Path(tmp)))
+        from mycase_sync.output import Progress
+
+        app = App(demo_settings(sandbox, Path(tmp)), progress=Progress)
         if before is not None:
             before(sandbox)
         try:

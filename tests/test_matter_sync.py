@@ -23,7 +23,7 @@ from mycase_sync.report import open_report
 from mycase_sync.store import MatterState, open_store
 from mycase_sync.store.matters import MatterRow
 from mycase_sync.sync.mapping import MappedMatter, StaffMember, fields_hash
-from mycase_sync.sync.matter_sync import ABSENT, Progress, StaffUsers, judge_failure, sync_matter
+from mycase_sync.sync.matter_sync import ABSENT, Reached, StaffUsers, judge_failure, sync_matter
 from mycase_sync.sync.matters import ImportRun
 
 CS = "https://cs.test"
@@ -270,18 +270,18 @@ def test_a_refused_user_creation_fails_the_matter_before_any_case_write(api, cas
 
 # --- judge_failure: what a failure means ---------------------------------------------------------------
 @pytest.mark.parametrize("exc, done, state, unavailable", [
-    (OutcomeUnknown("Case Status", "PATCH", "/c/1", None, "timed out"), Progress(known=True, writing=True),
+    (OutcomeUnknown("Case Status", "PATCH", "/c/1", None, "timed out"), Reached(known=True, writing=True),
      MatterState.PENDING, False),
-    (ServiceError("Case Status", "PATCH", "/c/1", 422, "no"), Progress(known=True, writing=True),
+    (ServiceError("Case Status", "PATCH", "/c/1", 422, "no"), Reached(known=True, writing=True),
      MatterState.FAILED, False),
-    (ServiceError("Case Status", "GET", "/c", 422, "no"), Progress(known=False), MatterState.PENDING, False),
-    (ServiceError("Case Status", "POST", "/c/1/close", 502, "bad gateway"), Progress(known=True, writing=True),
+    (ServiceError("Case Status", "GET", "/c", 422, "no"), Reached(known=False), MatterState.PENDING, False),
+    (ServiceError("Case Status", "POST", "/c/1/close", 502, "bad gateway"), Reached(known=True, writing=True),
      MatterState.PENDING, True),
-    (ServiceError("Case Status", "PATCH", "/c/1", 503, "busy"), Progress(known=True, writing=True, retried=False),
+    (ServiceError("Case Status", "PATCH", "/c/1", 503, "busy"), Reached(known=True, writing=True, retried=False),
      MatterState.PENDING, False),
-    (ServiceError("Case Status", "PATCH", "/c/1", 404, "gone"), Progress(known=True, casestatus_id=1),
+    (ServiceError("Case Status", "PATCH", "/c/1", 404, "gone"), Reached(known=True, casestatus_id=1),
      MatterState.PENDING, False),
-    (TemporaryError("Case Status is busy"), Progress(), MatterState.PENDING, True),
+    (TemporaryError("Case Status is busy"), Reached(), MatterState.PENDING, True),
 ])
 def test_judge_failure(exc, done, state, unavailable):
     got_state, error, got_unavailable = judge_failure(exc, done)

@@ -50,7 +50,7 @@ class Outcome:
 
 
 @dataclass
-class Progress:
+class Reached:
     """How far one matter's work got: what judge_failure needs to know."""
 
     known: bool = False  # we know what Case Status holds
@@ -59,7 +59,7 @@ class Progress:
     casestatus_id: int | None = None
 
 
-def judge_failure(exc: Exception, done: Progress) -> tuple[str, str, str | None]:
+def judge_failure(exc: Exception, done: Reached) -> tuple[str, str, str | None]:
     """(state, error, unavailable) for a matter whose work raised `exc`: see the module docstring."""
     if isinstance(exc, OutcomeUnknown):
         return MatterState.PENDING, f"{exc} {READ_AGAIN}", None
@@ -113,11 +113,11 @@ def sync_matter(api, matter: MappedMatter, row: MatterRow | None, found: dict | 
         try:
             _ensure_lead_user(api, matter, users, out)
         except (ServiceError, TemporaryError) as exc:  # nothing was written to the case
-            out.unavailable = judge_failure(exc, Progress(known=True))[2]
+            out.unavailable = judge_failure(exc, Reached(known=True))[2]
             out.state = MatterState.PENDING if row is not None and not row.trusted else MatterState.FAILED
             out.error = f"could not create Case Status user {matter.lead.email}: {exc}"
             return out
-    done = Progress()
+    done = Reached()
     try:
         if row is not None and row.trusted:
             done.known = True
@@ -167,7 +167,7 @@ def _ensure_lead_user(api, matter: MappedMatter, users: StaffUsers, out: Outcome
         out.notes.append(f"created Case Status user {email} for lead attorney {lead.name}")
 
 
-def _write_difference(api, out: Outcome, done: Progress, dry_run: bool) -> None:
+def _write_difference(api, out: Outcome, done: Reached, dry_run: bool) -> None:
     """Send the plan's writes in order, keeping `out.held` to what each one left in Case Status."""
     plan = plan_writes(out.matter.fields, out.held)
     if plan.empty:

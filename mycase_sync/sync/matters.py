@@ -56,7 +56,6 @@ from typing import Any, Callable, Iterator
 from mycase_sync.casestatus import client as cs
 from mycase_sync.errors import ServiceError, TemporaryError
 from mycase_sync.mycase import client as mc
-from mycase_sync.output import Progress
 from mycase_sync.report import ReportRow, open_report
 from mycase_sync.store import MatterState
 from mycase_sync.store.matters import CaseIndex, MatterRow
@@ -101,7 +100,7 @@ class ImportRun:
         self.pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="casestatus")
         self.in_flight: dict[Future, str] = {}
         self.window = self.settings.workers * IN_FLIGHT_PER_WORKER
-        self.progress: Progress | None = None
+        self.progress = None  # the run's progress display (App.progress)
         self.cases: CaseIndex | None = None  # the backfill's one read of the Case Status case list
 
     # --- fetch --------------------------------------------------------------------------------
@@ -376,7 +375,7 @@ def import_matters(app, run_id: str, full: bool = False, since: dt.datetime | No
     bound = since or normal
     moves_window = not dry_run and not case_ids and bound <= normal
     try:
-        with Progress("Importing matters") as progress, _unavailable_is_temporary():
+        with app.progress("Importing matters") as progress, _unavailable_is_temporary():
             run.progress = progress
             run.load_people()
             if case_ids:

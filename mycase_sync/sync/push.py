@@ -27,7 +27,6 @@ from typing import Any, Callable
 
 from mycase_sync.casestatus.client import PAGE_SIZE
 from mycase_sync.errors import AuthorizationError, ConfigError, OutcomeUnknown, ServiceError, TemporaryError
-from mycase_sync.output import Progress
 from mycase_sync.redact import redact
 from mycase_sync.store import ItemState
 from mycase_sync.store.ledger import MAX_FAILED_RUNS, Item, Ledger, cutover_key
@@ -247,7 +246,7 @@ def deliver(ctx: Context, items: list[Item], workers: int) -> Counter:
         log.debug("%s: %s as MyCase %s", job.describe(item), outcome, item.remote_id)
         return outcome
 
-    def run_lane(lane: list[Item], progress: Progress) -> None:
+    def run_lane(lane: list[Item], progress) -> None:
         for n, item in enumerate(lane):
             if stop.is_set():
                 return
@@ -260,7 +259,7 @@ def deliver(ctx: Context, items: list[Item], workers: int) -> Counter:
                     results["held_back"] += len(lane) - n - 1
                 return
 
-    with Progress(job.name, total=sum(len(lane) for lane in lanes)) as progress:
+    with ctx.app.progress(job.name, total=sum(len(lane) for lane in lanes)) as progress:
         pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(lanes))), thread_name_prefix=job.kind)
         try:
             futures = [pool.submit(run_lane, lane, progress) for lane in lanes]
