@@ -310,10 +310,14 @@ def db_path(tmp_path) -> Path:
 
 @pytest.fixture
 def sandbox_config():
-    """Override in a test module to change the firm size, latency, lifetimes..."""
+    """Override in a test module to change the firm size, latency, lifetimes...
+
+    MyCase's own rate limit (25 requests/s) is off here, and the `cli` fixture then runs unpaced:
+    where the pace is not what a test is about, waiting for it only makes the run slow. A module
+    about pacing keeps the limit on (the SandboxConfig default), and `cli` keeps under it."""
     from mycase_sync.sandbox.server import SandboxConfig
 
-    return SandboxConfig(matters=60, seed=7)
+    return SandboxConfig(matters=60, seed=7, mycase_rate_limit=None)
 
 
 @pytest.fixture
@@ -326,8 +330,12 @@ def sandbox(sandbox_config):
 
 @pytest.fixture
 def cli(sandbox, db_path, tmp_path) -> Cli:
-    """The real CLI pointed at the sandbox, with its own state store (not yet connected)."""
-    return sandbox_cli(sandbox, tmp_path, db_path, MYCASE_RATE_LIMIT="22", CASESTATUS_RATE_LIMIT="500",
+    """The real CLI pointed at the sandbox, with its own state store (not yet connected).
+
+    Toward MyCase it keeps under the sandbox's rate limit (22 against 25 requests/s) where the
+    sandbox has one, and is unpaced (1000/s) where it has none."""
+    mycase_rate = "22" if sandbox.config.mycase_rate_limit else "1000"
+    return sandbox_cli(sandbox, tmp_path, db_path, MYCASE_RATE_LIMIT=mycase_rate, CASESTATUS_RATE_LIMIT="500",
                        # not the pace-derived default (64 at 500/s): tests count in-flight work
                        MYCASE_SYNC_WORKERS="8")
 

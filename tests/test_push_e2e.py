@@ -30,7 +30,7 @@ DOCUMENTS = r"/v1/cases/\d+/documents"
 
 @pytest.fixture
 def sandbox_config():
-    return SandboxConfig(matters=60, seed=7)
+    return SandboxConfig(matters=60, seed=7, mycase_rate_limit=None)  # the pace is not the point here
 
 
 def import_cases(cli, db_path, case_ids) -> set[str]:

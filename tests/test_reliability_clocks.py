@@ -29,7 +29,7 @@ def skew(request) -> dt.timedelta:
 
 @pytest.fixture
 def sandbox_config(skew):
-    return SandboxConfig(matters=60, seed=7, now=dt.datetime.now(UTC) + skew)
+    return SandboxConfig(matters=60, seed=7, now=dt.datetime.now(UTC) + skew, mycase_rate_limit=None)
 
 
 def cs_case(sandbox, mycase_id) -> dict:
