@@ -23,7 +23,10 @@ from mycase_sync.mycase.auth import AuthFlowError
 SMALL = 80  # matters, for the in-process runs
 
 
-def test_demo_end_to_end_ignores_the_users_settings_and_leaves_nothing(tmp_path):
+# A small firm by default; the demo's own size (300 matters, what a newcomer runs) under soak.
+@pytest.mark.parametrize("matters, args", [(60, ("--matters", "60")), pytest.param(300, (), marks=pytest.mark.soak)],
+                         ids=["60-matters", "default-size"])
+def test_demo_end_to_end_ignores_the_users_settings_and_leaves_nothing(tmp_path, matters, args):
     real = tmp_path / "real"
     (tmp_path / "tmp").mkdir()
     (tmp_path / ".env").write_text(
@@ -38,18 +41,19 @@ def test_demo_end_to_end_ignores_the_users_settings_and_leaves_nothing(tmp_path)
         "CASESTATUS_API_KEY": "real-api-key-value",
         "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",  # a dead proxy
     }
-    proc = subprocess.run([sys.executable, "-m", "mycase_sync", "demo"], cwd=tmp_path, env=env,
+    proc = subprocess.run([sys.executable, "-m", "mycase_sync", "demo", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr  # its time is measured by bench/demo.py
     assert proc.stderr == ""
     out = proc.stdout
-    assert re.search(r"^Sandbox: a sample firm of 300 MyCase matters", out, re.M)
+    assert re.search(rf"^Sandbox: a sample firm of {matters} MyCase matters", out, re.M)
     assert re.search(r"^Connected to MyCase as .+, firm .+\.$", out, re.M)
     created = re.search(r"^import-matters: (\d+) matters created in Case Status.* \(\d+\.\d s\)$", out, re.M)
     documents = re.search(r"^push-documents: (\d+) documents filed in their MyCase matters.* \(\d+\.\d s\)$", out, re.M)
     messages = re.search(r"^push-messages: (\d+) messages posted as MyCase case notes.* \(\d+\.\d s\)$", out, re.M)
     assert created and documents and messages, out
-    assert int(created.group(1)) > 200 and int(documents.group(1)) > 10 and int(messages.group(1)) > 50
+    assert (int(created.group(1)) > matters * 2 // 3 and int(documents.group(1)) > matters // 30
+            and int(messages.group(1)) > matters // 6)  # at 300: more than 200, 10 and 50
     assert re.search(r"^  \d+ skipped: .+$", out, re.M), "skipped matters are shown with their reason"
     assert re.search(r"^status --check: ", out, re.M)
     assert re.search(r"^Demo finished in \d+\.\d s", out, re.M)

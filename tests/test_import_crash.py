@@ -69,7 +69,7 @@ def test_killed_during_stage_changes_never_sends_a_stage_twice(connected, sandbo
         assert sandbox.casestatus.case_by_integration_id(key)["stage"] == "Trial"
 
 
-@pytest.mark.parametrize("kind", ["drop", "timeout", "504"])
+@pytest.mark.parametrize("kind", ["drop", pytest.param("timeout", marks=pytest.mark.soak), "504"])  # landed, landed, not
 def test_a_stage_write_without_an_answer_is_read_back_not_resent(connected, sandbox, db_path, kind):
     wanted = expected_matters(sandbox)
     connected.run(JOB)

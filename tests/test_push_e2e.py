@@ -115,7 +115,10 @@ def test_documents_arrive_once_byte_identical_with_safe_names_and_a_rerun_sends_
 
 
 # --- request budgets ---------------------------------------------------------------------------
-@pytest.mark.parametrize("job, kind", [("push-messages", "message"), ("push-documents", "file")])
+@pytest.mark.parametrize("job, kind", [
+    ("push-messages", "message"),
+    pytest.param("push-documents", "file", marks=pytest.mark.soak),  # the same budget, 2000 more uploads
+])
 def test_with_a_thousand_pushed_and_three_new_a_run_reads_at_most_three_pages(connected, sandbox, db_path, job, kind):
     sandbox.mycase.rate_limit = None
     cases = sorted(import_cases(connected, db_path, active_cases(sandbox)))[:20]
@@ -165,8 +168,15 @@ def test_a_newest_first_list_is_read_from_page_one_and_stops_at_what_was_seen(co
 
 
 # --- faults and crashes ------------------------------------------------------------------------
-@pytest.mark.parametrize("fault", ["500", "timeout", "drop"])
-@pytest.mark.parametrize("job, path", [("push-messages", NOTES), ("push-documents", DOCUMENTS)])
+# Each fault and each job by default; every pairing under soak.
+FAULTS_ON_WRITES = [(fault, job, path) for fault in ("500", "timeout", "drop")
+                    for job, path in (("push-messages", NOTES), ("push-documents", DOCUMENTS))]
+BY_DEFAULT = {("500", "push-messages"), ("timeout", "push-documents"), ("drop", "push-messages")}
+
+
+@pytest.mark.parametrize("fault, job, path", [
+    pytest.param(fault, job, path, id=f"{job}-{path}-{fault}",
+                 marks=() if (fault, job) in BY_DEFAULT else pytest.mark.soak) for fault, job, path in FAULTS_ON_WRITES])
 def test_a_fault_on_a_write_ends_after_a_rerun_with_exactly_one_record_per_item(connected, sandbox, db_path, fault, job, path):
     mapped = import_cases(connected, db_path, active_cases(sandbox))
     sandbox.mycase.timeout_hold = 3

@@ -52,8 +52,15 @@ def test_the_sandbox_clock_is_really_skewed(sandbox, skew):
     assert abs(off - skew) < dt.timedelta(seconds=5)
 
 
-@pytest.mark.parametrize("gap", [dt.timedelta(0), dt.timedelta(days=1), dt.timedelta(days=40)],
-                         ids=["right-after", "next-night", "forty-days-later"])
+GAPS = {"right-after": dt.timedelta(0), "next-night": dt.timedelta(days=1), "forty-days-later": dt.timedelta(days=40)}
+# Every skew and every gap by default (3 runs); every pairing under soak.
+BY_DEFAULT = {("mycase-2h-behind", "right-after"), ("mycase-2h-ahead", "next-night"),
+              ("mycase-2h-behind", "forty-days-later")}
+
+
+@pytest.mark.parametrize("skew, gap", [
+    pytest.param(hours, gap, id=f"{skew}-{name}", marks=() if (skew, name) in BY_DEFAULT else pytest.mark.soak)
+    for skew, hours in SKEWS.items() for name, gap in GAPS.items()], indirect=["skew"])
 def test_no_matter_changed_after_the_last_import_is_missed(connected, sandbox, db_path, skew, gap):
     assert connected.run("import-matters").code in (0, 1)
     wanted = expected_matters(sandbox)

@@ -25,9 +25,19 @@ FAST = {"MYCASE_RATE_LIMIT": "1000", "CASESTATUS_RATE_LIMIT": "1000", "MYCASE_SY
 MAX_RUNS = 15
 
 
+# (matters, seed, messages, files): a smaller firm by default; the full one under soak.
+FIRMS = {"60-matters": (60, 7, 100, 25), "150-matters": (150, 11, 200, 50)}
+
+
 @pytest.fixture
-def sandbox_config():
-    return SandboxConfig(matters=150, seed=11, mycase_rate_limit=None)
+def firm(request) -> tuple[int, int, int, int]:
+    return FIRMS[request.param]
+
+
+@pytest.fixture
+def sandbox_config(firm):
+    matters, seed, _, _ = firm
+    return SandboxConfig(matters=matters, seed=seed, mycase_rate_limit=None)
 
 
 def storm(sandbox, rate: float = 0.2, kinds=STORM) -> None:
@@ -73,7 +83,9 @@ def add_activity(sandbox, case_ids: list[str], messages: int, files: int) -> Non
         cs.add_file(rng.choice(case_ids), f"exhibit {n}.pdf", data=rng.randbytes(rng.randint(1, 64 * 1024)))
 
 
-def test_a_backfill_and_pushes_in_a_storm_of_faults_end_exact(connected, sandbox, db_path):
+@pytest.mark.parametrize("firm", ["60-matters", pytest.param("150-matters", marks=pytest.mark.soak)], indirect=True)
+def test_a_backfill_and_pushes_in_a_storm_of_faults_end_exact(connected, sandbox, db_path, firm):
+    _, _, messages, files = firm
     wanted = expected_matters(sandbox)
     failed_in_mycase = set()  # records broken in MyCase itself fail on every run, storm or not
     for mid, (outcome, _) in expected_outcomes(sandbox, ten_years_before(dt.datetime.now(UTC))).items():
@@ -87,8 +99,8 @@ def test_a_backfill_and_pushes_in_a_storm_of_faults_end_exact(connected, sandbox
     calm(sandbox)
     assert_matters_once(sandbox, db_path, wanted)
 
-    add_activity(sandbox, sorted(wanted), messages=200, files=50)
-    assert len(sandbox.casestatus.messages) == 200 and len(sandbox.casestatus.files) == 50
+    add_activity(sandbox, sorted(wanted), messages=messages, files=files)
+    assert len(sandbox.casestatus.messages) == messages and len(sandbox.casestatus.files) == files
     storm(sandbox)
     for job in ("push-messages", "push-documents"):
         # The whole history on the first run (seeded activity is older than 30 days), then as cron runs it.

@@ -47,7 +47,8 @@ def test_busiest_second_counts_a_sliding_window():
     assert busiest_second([0.0, 0.5, 0.99, 1.5]) == 2
 
 
-@pytest.mark.parametrize("retry_after", [1, None], ids=["retry-after", "no-retry-after"])
+# With Retry-After (one worker, each 429 a one-second pause) under soak; test_http checks the wait it asks for.
+@pytest.mark.parametrize("retry_after", [pytest.param(1, marks=pytest.mark.soak), None], ids=["retry-after", "no-retry-after"])
 def test_a_mycase_429_storm_slows_the_push_down_within_its_rate_and_it_finishes(connected, sandbox, db_path, retry_after):
     mapped = seed_imported(sandbox, db_path, active_cases(sandbox))
     for n in range(40 - len(sandbox.casestatus.messages)):
@@ -92,6 +93,7 @@ def test_a_case_status_429_storm_during_a_backfill_keeps_to_the_rate_and_the_imp
     no_contract_breach(sandbox)
 
 
+@pytest.mark.soak  # about 8 s at 10/s; test_http checks the shared slot file with three real processes
 def test_two_jobs_at_once_share_one_mycase_rate(connected, sandbox, db_path):
     """Cron runs push-messages and push-documents at the same minute: the MyCase limit belongs to the
     account, so together they keep the configured rate, not twice it."""

@@ -13,7 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mycase_sync.sandbox.casestatus import CaseStatusService
@@ -30,6 +32,21 @@ from mycase_sync.values import parse_timestamp as parse_moment
 from mycase_sync.values import positive_id
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DEFAULT_EXAMPLES = 100
+
+
+def examples(*strategies):
+    """@given(*strategies) with DEFAULT_EXAMPLES examples in the default run; beside it, for the soak
+    run, the same test with SETTINGS' 300 examples, as `<name>_300_examples` (marked soak)."""
+
+    def decorate(test):
+        twin = pytest.mark.soak(SETTINGS(given(*strategies)(test)))
+        twin.__name__ = f"{test.__name__}_{SETTINGS.max_examples}_examples"
+        vars(sys.modules[test.__module__])[twin.__name__] = twin
+        return settings(SETTINGS, max_examples=DEFAULT_EXAMPLES)(given(*strategies)(test))
+
+    return decorate
+
 
 # --- any JSON a service could send ----------------------------------------------------------------
 scalars = st.one_of(
@@ -113,8 +130,7 @@ def assert_explained(problem: MappingProblem) -> None:
 
 
 # --- MyCase -> Case Status ------------------------------------------------------------------------
-@SETTINGS
-@given(staff_lists)
+@examples(staff_lists)
 def test_any_staff_list_indexes_or_leaves_records_out_never_raises(records):
     index = m.index_staff(records)
     for staff_id, member in index.items():
@@ -124,8 +140,7 @@ def test_any_staff_list_indexes_or_leaves_records_out_never_raises(records):
         assert isinstance(member.name, str) and member.name
 
 
-@SETTINGS
-@given(case_record, staff_lists, st.sampled_from(["US", "GB", "CA"]))
+@examples(case_record, staff_lists, st.sampled_from(["US", "GB", "CA"]))
 def test_any_case_maps_to_fields_case_status_accepts_or_to_an_explained_rejection(case, staff, region):
     index = m.index_staff(staff)
     try:
@@ -148,8 +163,7 @@ def test_any_case_maps_to_fields_case_status_accepts_or_to_an_explained_rejectio
     assert m.fields_hash(again.fields) == m.fields_hash(fields)
 
 
-@SETTINGS
-@given(st.dictionaries(st.sampled_from(list(m.cs.CASE_FIELDS) + ["id", "created_at", "junk"]), json_values, max_size=14),
+@examples(st.dictionaries(st.sampled_from(list(m.cs.CASE_FIELDS) + ["id", "created_at", "junk"]), json_values, max_size=14),
        case_record, staff_lists)
 def test_any_case_status_case_read_back_gives_a_plan_not_an_exception(held_case, case, staff):
     held = m.held_from_case(held_case)
@@ -168,8 +182,7 @@ def test_any_case_status_case_read_back_gives_a_plan_not_an_exception(held_case,
     assert m.plan_writes(matter.fields, after).empty  # the plan brings Case Status in step
 
 
-@SETTINGS
-@given(json_values, st.sampled_from(["US", "GB", "DE"]))
+@examples(json_values, st.sampled_from(["US", "GB", "DE"]))
 def test_any_phone_value_is_e164_or_an_explained_none(raw, region):
     number, problem = m.mobile_e164(raw, region)
     assert (number is None) != (problem is None)
@@ -177,8 +190,7 @@ def test_any_phone_value_is_e164_or_an_explained_none(raw, region):
     assert problem is None or (isinstance(problem, str) and problem)
 
 
-@SETTINGS
-@given(json_values)
+@examples(json_values)
 def test_any_value_parses_as_a_day_a_moment_or_an_id_or_is_refused(value):
     try:
         day = m.parse_day(value, "opened_date")
@@ -209,8 +221,7 @@ file_record = st.fixed_dictionaries({}, optional={
 })
 
 
-@SETTINGS
-@given(message_record, st.integers(1, 10**9))
+@examples(message_record, st.integers(1, 10**9))
 def test_any_message_becomes_a_note_mycase_accepts(record, item_id):
     subject, text, date = note_subject(record), note_text(record, item_id), note_date(record)
     assert isinstance(subject, str) and subject.strip() and len(subject) <= 255
@@ -220,8 +231,7 @@ def test_any_message_becomes_a_note_mycase_accepts(record, item_id):
     record_id(record), integration_text(record.get("integration_id"))
 
 
-@SETTINGS
-@given(file_record, st.integers(1, 10**9), st.sampled_from([None, "Case Status", "Shared/From clients"]))
+@examples(file_record, st.integers(1, 10**9), st.sampled_from([None, "Case Status", "Shared/From clients"]))
 def test_any_file_record_gets_a_safe_name_a_path_and_a_marked_description(record, item_id, folder):
     name = display_name(record)
     assert isinstance(name, str) and name.strip(" .") and "/" not in name and "\\" not in name

@@ -204,6 +204,7 @@ def test_activity_on_recent_cases(firm):
     assert len(dupes) == 2 and dupes[0] == dupes[1]
 
 
+@pytest.mark.soak  # the benchmark's firm size; the generator's rules are checked at smaller sizes above
 def test_hundred_thousand_matters():
     firm = generate_firm(1, 100_000, NOW)
     assert len(firm.cases) == 100_000 and len({str(c["id"]) for c in firm.cases}) == 100_000
