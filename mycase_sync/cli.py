@@ -375,8 +375,15 @@ main_group.add_command(_LazySandbox(name="sandbox", help="Run the built-in emula
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every SyncError becomes one line on stderr and its exit code, never a traceback."""
-    from mycase_sync.redact import redact
+    from mycase_sync.redact import redact as redact_only
+    from mycase_sync.text import clean_line
 
+    def redact(text) -> str:  # what we print of an error: no secret, and one clean line
+        return clean_line(redact_only(text))
+
+    for stream in (sys.stdout, sys.stderr):  # text a service sent never stops a run at print time
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     try:
         code = main_group.main(args=argv, prog_name="mycase-sync", standalone_mode=False)
     except click.exceptions.Exit as exc:

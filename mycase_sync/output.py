@@ -68,7 +68,7 @@ def setup_logging(verbose: int = 0, quiet: bool = False, log_file: str | None = 
     root.propagate = False
     if log_file:
         try:
-            handler = logging.FileHandler(log_file, encoding="utf-8")
+            handler = logging.FileHandler(log_file, encoding="utf-8", errors="replace")
         except OSError as exc:
             raise ConfigError(f"cannot open the log file {log_file}: {exc.strerror or exc}") from None
         handler.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -11,6 +11,8 @@ import logging
 import re
 import threading
 
+from mycase_sync.text import clean
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern | None = None
@@ -47,12 +49,13 @@ def redact(text: object) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Masks secrets in the fully formatted message and any exception text of a record."""
+    """Masks secrets in the fully formatted message and any exception text of a record, and cleans
+    them of what outside text may carry (escape sequences, NUL, half an emoji): see text.clean."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
+        record.msg = clean(redact(record.getMessage()), lines=True)
         record.args = None
         if record.exc_info:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = clean(redact(logging.Formatter().formatException(record.exc_info)), lines=True)
             record.exc_info = None
         return True

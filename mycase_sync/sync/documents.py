@@ -29,6 +29,7 @@ from mycase_sync.store.ledger import Item
 from mycase_sync.sync.filenames import printable, safe_filename
 from mycase_sync.sync.markers import Markers, marker, neutralise
 from mycase_sync.sync.push import Context, ItemError, Job, integration_text, run_push
+from mycase_sync.text import clean_line
 from mycase_sync.values import parse_timestamp
 
 SCRATCH_DIR = "push-documents.tmp"
@@ -124,7 +125,7 @@ class DocumentsJob(Job):
         return parse_timestamp(record.get(cs.FILE_CREATED_AT)) or parse_timestamp(record.get(cs.FILE_UPDATED_AT))
 
     def describe(self, item: Item) -> str:
-        case = item.record.get(cs.FILE_CASE_READABLE_ID) or item.integration_id or "?"
+        case = clean_line(str(item.record.get(cs.FILE_CASE_READABLE_ID) or item.integration_id or "")) or "?"
         where = f" to MyCase matter {item.integration_id}" if item.case_imported else ""
         return f'file {item.item_id} "{display_name(item.record)}" (case {case}){where}'
 

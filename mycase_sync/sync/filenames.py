@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from mycase_sync.text import clean
+
 FALLBACK = "document"
 MAX_BYTES = 255
 MAX_EXTENSION = 16
@@ -23,7 +25,7 @@ WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)
 
 def printable(text: str | None, limit: int = 200) -> str:
     """Text as it can be quoted in a description: no control characters, one line, bounded."""
-    kept = (c for c in unicodedata.normalize("NFC", text or "") if unicodedata.category(c) not in INVISIBLE)
+    kept = (c for c in unicodedata.normalize("NFC", clean(text or "", lines=True)) if unicodedata.category(c) not in INVISIBLE)
     return re.sub(r"\s+", " ", "".join(kept)).strip()[:limit]
 
 

@@ -24,6 +24,7 @@ import phonenumbers
 from mycase_sync.casestatus import client as cs
 from mycase_sync.mycase import client as mc
 from mycase_sync.store.states import MatterState
+from mycase_sync.text import clean
 from mycase_sync.values import parse_timestamp, positive_id
 
 FAILED = MatterState.FAILED  # the kinds of MappingProblem are the states the matter is recorded in
@@ -108,6 +109,7 @@ def _text(value: Any, what: str) -> str | None:
         value = str(value)
     if not isinstance(value, str):
         raise MappingProblem(FAILED, f"{what} is not text ({type(value).__name__})")
+    value = clean(value, lines=True)  # half an emoji, NUL, escape sequences: never stored or sent
     return value if value.strip() else None
 
 
@@ -129,7 +131,7 @@ def mobile_e164(raw: Any, region: str) -> tuple[str | None, str | None]:
 # --- staff ----------------------------------------------------------------------------------
 def _name_part(value: Any) -> str:
     """A staff name as text; anything else (null, a number, a list) counts as absent."""
-    return value.strip() if isinstance(value, str) else ""
+    return clean(value).strip() if isinstance(value, str) else ""
 
 
 def index_staff(records: Iterable[dict]) -> dict[int, StaffMember]:

@@ -16,6 +16,7 @@ from mycase_sync.mycase import client as mc
 from mycase_sync.store.ledger import Item
 from mycase_sync.sync.markers import Markers, marker, neutralise
 from mycase_sync.sync.push import Context, Job, integration_text, run_push
+from mycase_sync.text import clean, clean_line
 from mycase_sync.values import parse_timestamp
 
 MAX_SUBJECT = 255
@@ -23,7 +24,7 @@ MAX_SUBJECT = 255
 
 def note_subject(record: dict) -> str:
     """Direction and sender, in the words a paralegal scanning the notes list needs."""
-    sender = neutralise(" ".join(str(record.get(cs.MSG_SENDER) or "").split())) or "unknown sender"
+    sender = neutralise(clean_line(str(record.get(cs.MSG_SENDER) or ""))) or "unknown sender"
     kind = record.get(cs.MSG_TYPE)
     if kind == cs.MSG_INCOMING:
         subject = f"Case Status message from {sender} (client)"
@@ -38,7 +39,8 @@ def note_text(record: dict, item_id: int) -> str:
     """The message as written (marker-like text defused), then the marker on its own line: the
     marker always ends the note, and nothing a client wrote can."""
     content = record.get(cs.MSG_CONTENT)
-    text = neutralise(content.strip()) if isinstance(content, str) and content.strip() else "(no text)"
+    content = clean(content, lines=True).strip() if isinstance(content, str) else ""
+    text = neutralise(content) if content else "(no text)"
     return f"{text}\n\n{marker(MessagesJob.word, item_id)}"
 
 
@@ -72,7 +74,7 @@ class MessagesJob(Job):
         return parse_timestamp(record.get(cs.MSG_CREATED_AT)) or parse_timestamp(record.get(cs.MSG_SENT_AT))
 
     def describe(self, item: Item) -> str:
-        case = item.record.get(cs.MSG_READABLE_ID) or item.integration_id or "?"
+        case = clean_line(str(item.record.get(cs.MSG_READABLE_ID) or item.integration_id or "")) or "?"
         where = f" to MyCase matter {item.integration_id}" if item.case_imported else ""
         return f"message {item.item_id} (case {case}){where}: {note_subject(item.record)}"
 
