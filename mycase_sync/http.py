@@ -38,6 +38,9 @@ MAX_RETRY_AFTER = 120.0
 # Connections kept open per host: at least the largest default worker pool (config.MAX_WORKERS).
 # requests keeps 10; each worker past those opened a new connection (and TLS handshake) per request.
 POOL_CONNECTIONS = 64
+# Deeper than any answer either service documents (MyCase cases nest 3 levels): a deeper one is
+# refused whole, before any of it is stored (SQLite keeps records as JSON) or walked.
+MAX_JSON_DEPTH = 32
 # No usable answer: refused, timed out, or the connection broke while the answer was being read.
 BROKEN = (
     requests.exceptions.ConnectionError,
@@ -148,10 +151,39 @@ def retry_after_seconds(value: str | None) -> float | None:
     return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)
 
 
+class JSONTooDeep(ValueError):
+    """An answer nested deeper than MAX_JSON_DEPTH (a ValueError: to callers it is not usable JSON)."""
+
+    def __str__(self) -> str:
+        return f"answer nested too deeply (more than {MAX_JSON_DEPTH} levels)"
+
+
+def parse_json(response: requests.Response) -> Any:
+    """response.json() with its nesting bounded: a ValueError (JSONTooDeep for too deep) if unusable.
+
+    Python's decoder meets a deep enough answer with RecursionError, and an answer it can decode
+    may still be too deep for the encoder that stores it; both are refused here, once."""
+    try:
+        body = response.json()
+    except RecursionError:
+        raise JSONTooDeep() from None
+    pending = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise JSONTooDeep()
+            pending.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value)
+                           if isinstance(child, (dict, list)))
+    return body
+
+
 def error_detail(response: requests.Response) -> str:
     """The service's own words from an error body, short and redacted; never the whole page."""
     try:
-        body = response.json()
+        body = parse_json(response)
+    except JSONTooDeep as exc:
+        return str(exc)
     except ValueError:
         text = response.text.strip().splitlines()
         kind = response.headers.get("Content-Type", "").split(";")[0]
@@ -320,7 +352,9 @@ def json_body(service: str, response: requests.Response, expect: type | tuple[ty
     path = urlsplit(response.url).path
     method = response.request.method or "?"
     try:
-        body = response.json()
+        body = parse_json(response)
+    except JSONTooDeep as exc:
+        raise ServiceError(service, method, path, response.status_code, str(exc)) from None
     except ValueError:
         kind = response.headers.get("Content-Type", "").split(";")[0] or "no content type"
         raise ServiceError(service, method, path, response.status_code, f"answer is not JSON ({kind})") from None

@@ -42,15 +42,20 @@ def parse_timestamp(value: Any) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
+MAX_ID = 2**63 - 1  # SQLite's largest integer: an id beyond it cannot be kept, so it is malformed
+
+
 def positive_id(value: Any) -> int | None:
     """A record id as the services send it (a number, sometimes its digits as a string).
 
-    The positive integer, or None for anything else: a bool, a fraction, zero, text.
+    The positive integer up to MAX_ID, or None for anything else: a bool, a fraction, zero, text,
+    a number SQLite cannot hold.
     """
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, float):
-        value = int(value) if value.is_integer() else None
+        value = int(value) if value.is_integer() and abs(value) <= MAX_ID else None
     elif isinstance(value, str):
-        value = int(value.strip()) if value.strip().isdecimal() else None
-    return value if isinstance(value, int) and value > 0 else None
+        digits = value.strip()
+        value = int(digits) if digits.isdecimal() and digits.isascii() and len(digits) <= 19 else None
+    return value if isinstance(value, int) and 0 < value <= MAX_ID else None

@@ -32,7 +32,7 @@ from mycase_sync.errors import (
     SyncError,
     TemporaryError,
 )
-from mycase_sync.http import ServiceSession, error_detail
+from mycase_sync.http import ServiceSession, error_detail, parse_json
 from mycase_sync.locks import blocking_lock
 from mycase_sync.redact import register_secret
 from mycase_sync.store import Store, iso, parse_iso, utcnow
@@ -106,7 +106,7 @@ def _token_answer(response: requests.Response) -> dict | None:
     already spent). We read the lifetime ourselves, leniently (_expires_in), and ignore scope.
     """
     try:
-        answer = response.json()
+        answer = parse_json(response)
     except ValueError:
         return None
     if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
@@ -124,7 +124,7 @@ def _token_answer(response: requests.Response) -> dict | None:
 
 def _oauth_error(response: requests.Response) -> str | None:
     try:
-        body = response.json()
+        body = parse_json(response)
     except ValueError:
         return None
     error = body.get("error") if isinstance(body, dict) else None
