@@ -15,6 +15,7 @@ from mycase_sync.config import Settings
 from mycase_sync.errors import EXIT_OK, EXIT_PARTIAL, AuthorizationError, SyncError, TemporaryError
 from mycase_sync.locks import job_lock
 from mycase_sync.output import RUN_LOGGER, set_run_id
+from mycase_sync.signals import Interrupted
 
 log = logging.getLogger("mycase_sync")
 # One line per finished run: written to the log file; on the console only with -v (the command prints its own summary).
@@ -131,8 +132,8 @@ def run_job(app: App, job: str, work: Callable[[str], dict]) -> int:
         except SyncError as exc:
             finish("failed", error=str(exc))
             raise
-        except KeyboardInterrupt:
-            finish("interrupted", error="interrupted")
+        except (KeyboardInterrupt, Interrupted) as exc:
+            finish("interrupted", error=f"interrupted ({exc})" if isinstance(exc, Interrupted) else "interrupted")
             raise
         except BaseException as exc:
             finish("failed", error=f"internal error: {type(exc).__name__}")

@@ -23,6 +23,8 @@ Exit codes:
   75  temporary: another run of the same job holds its lock (silent off a
       terminal), or a service is still unreachable after the retries;
       nothing lost, the next run continues
+  130 interrupted by Ctrl-C (SIGINT); 143 stopped by SIGTERM or SIGHUP: the
+      run is recorded as interrupted; nothing lost, run it again to continue
 """
 
 
@@ -373,9 +375,13 @@ class _LazySandbox(click.Group):
 main_group.add_command(_LazySandbox(name="sandbox", help="Run the built-in emulator of MyCase and Case Status (for trying things out)."))
 
 
+INTERRUPTED_LINE = "mycase-sync: interrupted; nothing lost, run it again to continue"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every SyncError becomes one line on stderr and its exit code, never a traceback."""
     from mycase_sync.redact import redact as redact_only
+    from mycase_sync.signals import EXIT_SIGINT, Interrupted, handled
     from mycase_sync.text import clean_line
 
     def redact(text) -> str:  # what we print of an error: no secret, and one clean line
@@ -385,12 +391,20 @@ def main(argv: list[str] | None = None) -> None:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
     try:
-        code = main_group.main(args=argv, prog_name="mycase-sync", standalone_mode=False)
+        with handled():  # SIGINT, SIGTERM, SIGHUP: Interrupted, at a safe point
+            code = main_group.main(args=argv, prog_name="mycase-sync", standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        code = EXIT_TEMPORARY
+    except Interrupted as exc:
+        click.echo(INTERRUPTED_LINE, err=True)
+        code = exc.exit_code
+    except click.exceptions.Abort as exc:  # a prompt that got no answer (end of input)
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            click.echo(INTERRUPTED_LINE, err=True)
+            code = EXIT_SIGINT
+        else:
+            click.echo("Aborted.", err=True)
+            code = EXIT_TEMPORARY
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
@@ -408,8 +422,8 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"mycase-sync: {redact(exc)}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:
-        click.echo("mycase-sync: interrupted; nothing lost, run it again to continue", err=True)
-        code = 130
+        click.echo(INTERRUPTED_LINE, err=True)
+        code = EXIT_SIGINT
     except OSError as exc:
         click.echo(f"mycase-sync: {redact(exc)}", err=True)
         code = EXIT_CONFIG

@@ -35,6 +35,7 @@ from mycase_sync.errors import (
 from mycase_sync.http import ServiceSession, error_detail, parse_json
 from mycase_sync.locks import blocking_lock
 from mycase_sync.redact import register_secret
+from mycase_sync.signals import uncut
 from mycase_sync.store import Store, iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -284,18 +285,21 @@ class TokenManager:
             if not forced and not self._expiring(row):
                 return row
             now = self._now()
-            try:
-                answer = post_tokens(self.session, self.settings,
-                                     {"grant_type": "refresh_token", "refresh_token": row["refresh_token"]})
-            except TokenRefused as exc:
-                current = read_token_row(self.store)
-                if current and not current.get("needs_reauth") and current["refresh_token"] != row["refresh_token"]:
-                    log.info("MyCase refused a refresh token that was replaced meanwhile; using the stored one")
-                    return current
-                _mark_needs_reauth(self.store, exc.reason)
-                log.info("MyCase refused the refresh token (%s)", exc.reason)
-                raise AuthorizationError(REAUTH_MESSAGE) from None
-            _save_refreshed(self.store, answer, now)
+            # MyCase refresh tokens are single-use: from the request to the saving of its answer no
+            # signal may stop us, or the new token is lost and every later run needs `auth`.
+            with uncut():
+                try:
+                    answer = post_tokens(self.session, self.settings,
+                                         {"grant_type": "refresh_token", "refresh_token": row["refresh_token"]})
+                except TokenRefused as exc:
+                    current = read_token_row(self.store)
+                    if current and not current.get("needs_reauth") and current["refresh_token"] != row["refresh_token"]:
+                        log.info("MyCase refused a refresh token that was replaced meanwhile; using the stored one")
+                        return current
+                    _mark_needs_reauth(self.store, exc.reason)
+                    log.info("MyCase refused the refresh token (%s)", exc.reason)
+                    raise AuthorizationError(REAUTH_MESSAGE) from None
+                _save_refreshed(self.store, answer, now)
             self.refreshes += 1
             log.info("MyCase access token refreshed")
             return self._load()
