@@ -19,9 +19,25 @@ def lock_path(db_path: Path, name: str) -> Path:
     return db_path.with_name(f"{db_path.name}.{name}.lock")
 
 
+def private_dirs(path: Path) -> None:
+    """Create the directory `path` and every missing parent 0700, whatever the umask (mkdir's
+    parents=True makes the parents 0777 less the umask: 0777 under umask 000)."""
+    path = Path(path)
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:  # another job made it meanwhile
+            continue
+        os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask; 0700 is what we mean
+
+
 def open_private(path: Path) -> int:
     """A file beside the state store, created 0600 in a 0700 directory (locks, rate-limit slots)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dirs(path.parent)
     return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from typing import Iterator
@@ -68,6 +69,7 @@ def setup_logging(verbose: int = 0, quiet: bool = False, log_file: str | None = 
     root.propagate = False
     if log_file:
         try:
+            os.close(os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))  # names clients: 0600
             handler = logging.FileHandler(log_file, encoding="utf-8", errors="replace")
         except OSError as exc:
             raise ConfigError(f"cannot open the log file {log_file}: {exc.strerror or exc}") from None

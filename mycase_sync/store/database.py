@@ -20,7 +20,7 @@ from typing import Any, Iterator
 from sqlite_utils import Database
 
 from mycase_sync.errors import ConfigError, TemporaryError
-from mycase_sync.locks import blocking_lock
+from mycase_sync.locks import blocking_lock, private_dirs
 from mycase_sync.store.identity import IdentityTable
 from mycase_sync.store.ledger import Ledger
 from mycase_sync.store.matters import MatterTable
@@ -185,7 +185,7 @@ class Store:
 def _connect(path: Path) -> sqlite3.Connection:
     """Create the directory 0700 and the file 0600 before SQLite touches them."""
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dirs(path.parent)
         old = os.umask(0o077)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -24,6 +24,7 @@ from typing import Iterator
 
 from mycase_sync.casestatus import client as cs
 from mycase_sync.errors import RefusedURL, ServiceError, TemporaryError
+from mycase_sync.locks import private_dirs
 from mycase_sync.mycase import client as mc
 from mycase_sync.store.ledger import Item
 from mycase_sync.sync.filenames import printable, safe_filename
@@ -70,7 +71,7 @@ class Scratch:
 def scratch_dir(db_path: Path) -> Iterator[Scratch]:
     path = Path(db_path).parent / SCRATCH_DIR
     shutil.rmtree(path, ignore_errors=True)  # left by a run that was killed (we hold the job lock)
-    path.mkdir(mode=0o700, parents=True)
+    private_dirs(path)
     try:
         yield Scratch(path)
     finally:
