@@ -93,7 +93,9 @@ class SharedRateLimiter(RateLimiter):
 
     The limit belongs to the account, not to a process: cron may run the import and both pushes
     at once, and three processes at 20/s each would break MyCase's 25/s. The next free slot (wall
-    clock seconds) lives in a small file beside the store, read and written under flock.
+    clock seconds) lives in a small file beside the store, read and written under flock, with the
+    moment it was written: a slot written "later" than now means the clock was stepped back since,
+    and the slot keeps only the lead it had when written (else every job would stall by the step).
     """
 
     MAX_AHEAD = MAX_RETRY_AFTER + 180.0  # beyond any queue plus Retry-After: the clock was set back
@@ -110,15 +112,19 @@ class SharedRateLimiter(RateLimiter):
             self._fd = open_private(self.path)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
+            now = self._clock()
             try:
-                stored = float(os.pread(self._fd, 64, 0) or b"0")
+                fields = [float(f) for f in (os.pread(self._fd, 64, 0) or b"0").split()[:2]]
             except ValueError:  # a torn or foreign file: start afresh
-                stored = 0.0
-            if stored > self._clock() + self.MAX_AHEAD:
+                fields = [0.0]
+            stored, written = (fields + [None])[:2] if fields else (0.0, None)
+            if written is not None and written > now:  # the clock was stepped back since
+                stored = now + min(max(stored - written, 0.0), self.MAX_AHEAD)
+            if stored > now + self.MAX_AHEAD:
                 stored = 0.0
             self._next = stored
             yield
-            os.pwrite(self._fd, f"{self._next:<32.6f}".encode(), 0)
+            os.pwrite(self._fd, f"{self._next:<24.6f} {self._clock():<24.6f}".encode()[:63].ljust(63) + b"\n", 0)
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
