@@ -20,7 +20,10 @@ MAX_EXTENSION = 16
 RESERVED = set('<>:"/\\|?*')
 INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # control, format, surrogate, private, unassigned
 # Names Windows refuses whatever the extension (staff open these documents on Windows machines).
-WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+# COM0/LPT0 and the superscript digits (COM¹, LPT²...) included: Windows refuses those too.
+_PORT_DIGITS = "0123456789\u00b9\u00b2\u00b3"
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+                   *(f"{port}{digit}" for port in ("COM", "LPT") for digit in _PORT_DIGITS)}
 
 
 def printable(text: str | None, limit: int = 200) -> str:
@@ -65,6 +68,6 @@ def safe_filename(name: str | None, extension: str | None = None) -> str:
         stem = base if not dot else stem
         ext = _clean_extension(extension)
     stem = _clean(stem).strip(" .")
-    if stem.split(".")[0].upper() in WINDOWS_DEVICES:
+    if stem.split(".")[0].rstrip(" ").upper() in WINDOWS_DEVICES:
         stem = "_" + stem
     return _fit(stem or FALLBACK, f".{ext}" if ext else "")
