@@ -28,7 +28,8 @@ class Interrupted(BaseException):
         self.exit_code = EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM
 
 
-_lock = threading.Lock()
+# Reentrant: the handler runs in the main thread, which may hold the lock when the signal lands.
+_lock = threading.RLock()
 _uncut = 0  # sections under way (any thread)
 _pending: int | None = None  # a signal that arrived during one
 
