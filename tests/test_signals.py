@@ -66,8 +66,9 @@ def test_a_signal_mid_run_records_the_run_interrupted_and_says_so_in_one_line(co
 def test_sigterm_while_the_token_refresh_answer_is_on_its_way_keeps_the_new_refresh_token(connected, sandbox, db_path):
     seed_imported(sandbox, db_path, active_cases(sandbox)[:2])
     seed_tokens(sandbox, db_path, lifetime=1)
-    time.sleep(1.1)  # the access token has expired: the run refreshes first
     mycase = sandbox.mycase
+    mycase.access_token_lifetime = 3600  # the refreshed one lasts
+    time.sleep(1.1)  # the stored access token has expired: the run refreshes first
     proc = None
     real_handle = mycase.handle
 
@@ -87,7 +88,6 @@ def test_sigterm_while_the_token_refresh_answer_is_on_its_way_keeps_the_new_refr
     assert proc.returncode == 143, err
     assert err.strip().splitlines() == [LINE], err
 
-    mycase.access_token_lifetime = 3600
     again = connected.run("push-messages")  # no `auth` needed: the new tokens were saved
     assert again.code == 0, again.output
     assert mycase.refresh_calls == 1  # the saved access token is the new one, used as is
