@@ -57,3 +57,8 @@ def test_the_index_keeps_only_records_that_end_with_a_marker():
     assert index.lookup("11", 7) == "3"  # not note 1, which only quotes it
     assert index.lookup("11", 8) is None
     assert index.lists == 1
+
+
+def test_the_largest_id_a_record_can_have_is_recognised():
+    largest = 2**63 - 1  # 19 digits: values.positive_id's bound
+    assert marker_at_end(f"x\n\n{marker('message', largest)}", "message") == largest

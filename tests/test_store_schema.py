@@ -28,9 +28,11 @@ EXPECTED = {
     "runs": {"id": "INTEGER", "run_id": "TEXT", "job": "TEXT", "started_at": "TEXT", "finished_at": "TEXT",
              "outcome": "TEXT", "counts": "TEXT", "error": "TEXT"},
     "oauth_pending": {"state": "TEXT", "created_at": "TEXT", "expires_at": "TEXT"},
+    "identity": {"id": "INTEGER", "mycase_firm_uuid": "TEXT", "mycase_firm_name": "TEXT",
+                 "casestatus_key_fingerprint": "TEXT", "salt": "TEXT", "recorded_at": "TEXT"},
 }
 PRIMARY_KEYS = {"tokens": ["id"], "cursors": ["job"], "matters": ["mycase_id"], "ledger": ["kind", "item_id"],
-                "runs": ["id"], "oauth_pending": ["state"]}
+                "runs": ["id"], "oauth_pending": ["state"], "identity": ["id"]}
 INDEXES = {"matters": [["casestatus_id"], ["state"]], "ledger": [["kind", "state"]], "runs": [["job", "started_at"]]}
 
 

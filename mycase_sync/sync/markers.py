@@ -44,7 +44,7 @@ def marker_at_end(text: Any, word: str) -> int | None:
     Before it: the start, white space, or the end of an HTML tag (should MyCase store `<br>`)."""
     if not isinstance(text, str):
         return None
-    found = re.search(rf"(?:\A|\s|>)\[casestatus:{re.escape(word)}:(\d{{1,18}})\]\s*\Z", text)
+    found = re.search(rf"(?:\A|\s|>)\[casestatus:{re.escape(word)}:(\d{{1,19}})\]\s*\Z", text)
     return int(found.group(1)) if found else None
 
 

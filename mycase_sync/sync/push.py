@@ -29,6 +29,7 @@ from mycase_sync.casestatus.client import PAGE_SIZE
 from mycase_sync.errors import AuthorizationError, ConfigError, OutcomeUnknown, ServiceError, TemporaryError
 from mycase_sync.redact import redact
 from mycase_sync.store import ItemState
+from mycase_sync.text import clean_line
 from mycase_sync.store.ledger import MAX_FAILED_RUNS, Item, Ledger, cutover_key
 from mycase_sync.sync.markers import Markers
 from mycase_sync.sync.poller import ASC, Cursor, Poller, find_record, record_id
@@ -117,9 +118,10 @@ class Context:
 
 
 def integration_text(value: Any) -> str | None:
+    """The MyCase case id an item names, as the store keys on it (cleaned: it came from outside)."""
     if value is None or isinstance(value, bool):
         return None
-    text = str(value).strip()
+    text = clean_line(str(value))
     return text or None
 
 
