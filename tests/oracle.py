@@ -134,7 +134,9 @@ def expected_matters(sandbox) -> dict[str, dict]:
 
 def assert_matters_once(sandbox, db_path, wanted: dict[str, dict]) -> None:
     """Each matter once in Case Status with every field right, its stage written once (each stage write
-    sends the client a survey; the sandbox logs a repeat as a violation); the store agrees."""
+    sends the client a survey; the sandbox logs a repeat as a violation); the store agrees, unless
+    db_path is None (after a run whose last writes had no answer: those matters stay pending, to be
+    read back by the next run)."""
     cs = sandbox.casestatus
     with cs.lock:
         cases = [dict(c) for c in cs.cases.values()]
@@ -147,6 +149,8 @@ def assert_matters_once(sandbox, db_path, wanted: dict[str, dict]) -> None:
     stage_writes = collections.Counter(s["integration_id"] for s in stages)
     assert [mid for mid, n in stage_writes.items() if n > 1] == []
     assert cs.violations == []
+    if db_path is None:
+        return
     store = open_store(db_path)
     try:
         rows = {r["mycase_id"]: r for r in store.db.query("select * from matters")}
