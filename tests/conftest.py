@@ -333,10 +333,11 @@ def cli(sandbox, db_path, tmp_path) -> Cli:
     """The real CLI pointed at the sandbox, with its own state store (not yet connected).
 
     Toward MyCase it keeps under the sandbox's rate limit (22 against 25 requests/s) where the
-    sandbox has one, and is unpaced (1000/s) where it has none."""
+    sandbox has one, and is unpaced (1000/s) where it has none. Toward Case Status (the sandbox
+    keeps no limit there unless a test sets one) it is unpaced too: 2000/s."""
     mycase_rate = "22" if sandbox.config.mycase_rate_limit else "1000"
-    return sandbox_cli(sandbox, tmp_path, db_path, MYCASE_RATE_LIMIT=mycase_rate, CASESTATUS_RATE_LIMIT="500",
-                       # not the pace-derived default (64 at 500/s): tests count in-flight work
+    return sandbox_cli(sandbox, tmp_path, db_path, MYCASE_RATE_LIMIT=mycase_rate, CASESTATUS_RATE_LIMIT="2000",
+                       # not the pace-derived default (64 at 2000/s): tests count in-flight work
                        MYCASE_SYNC_WORKERS="8")
 
 

@@ -1,7 +1,8 @@
 """The benchmark scripts still run: tiny sizes, real CLI, real sandbox. Figures are not checked here.
 
 Timing belongs in bench/README.md, never in an assertion: this only proves the scripts start the
-sandbox, drive the CLI and print their table.
+sandbox, drive the CLI and print their table. They check the benchmarks, not the tool, and take
+about 12 s together: soak tests (`python -m pytest -m soak`; CI runs them).
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
+pytestmark = pytest.mark.soak
 
 
 def run_bench(script: str, *args: str) -> subprocess.CompletedProcess:

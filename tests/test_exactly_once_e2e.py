@@ -58,7 +58,7 @@ def push_all(cli, *args) -> None:
 
 
 def status_items(cli, job) -> dict:
-    return json.loads(cli.run("status", "--json").stdout)["jobs"][job]["items"]
+    return json.loads(cli.invoke("status", "--json").stdout)["jobs"][job]["items"]  # status reads the store alone
 
 
 def assert_everything_once(sandbox, cases) -> None:
@@ -85,7 +85,7 @@ def test_a_fresh_store_adopts_what_another_store_pushed_and_sends_nothing_again(
         assert set(ledger_states(other_db, kind).values()) == {"sent"}
         items = status_items(other, job)
         assert items["sent"] == len(ledger_states(other_db, kind)) and items["pending"] == 0
-        last = json.loads(other.run("status", "--json").stdout)["jobs"][job]["last_run"]["counts"]
+        last = json.loads(other.invoke("status", "--json").stdout)["jobs"][job]["last_run"]["counts"]
         assert last["adopted"] == items["sent"] and "sent" not in last
     assert_everything_once(sandbox, cases)
 

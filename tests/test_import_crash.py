@@ -115,6 +115,7 @@ def test_a_create_without_an_answer_is_adopted_not_duplicated(connected, sandbox
     assert_matters_once(sandbox, None, wanted)  # the repeated POST got 409 and adopted the case
 
 
+@pytest.mark.soak  # test_reliability_faults' storm (all requests, all three jobs) is the default run's
 def test_a_storm_of_faults_on_case_status_writes_converges(connected, sandbox, db_path):
     wanted = expected_matters(sandbox)
     sandbox.casestatus.faults.timeout_hold = 0.2

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import CliResult, KillAtWrite, active_cases, create_casestatus_cases
+from conftest import CliResult, KillAtWrite, active_cases, create_casestatus_cases, seed_imported
 from mycase_sync.sandbox.server import SandboxConfig
 from mycase_sync.store import open_store
 from oracle import (
@@ -35,7 +35,10 @@ def sandbox_config():
 
 def import_cases(cli, db_path, case_ids) -> set[str]:
     """`mycase-sync import-matters --case ...`; returns the MyCase ids now mapped to a Case Status
-    case (a case whose lead attorney has no Case Status user is skipped, as in real life)."""
+    case (a case whose lead attorney has no Case Status user is skipped, as in real life).
+
+    The whole-flow tests and the dry run import for real; the others set the scene with
+    conftest.seed_imported (what an import leaves in both places), the push being their subject."""
     args = [arg for case_id in case_ids for arg in ("--case", str(case_id))]
     result = cli.run("import-matters", *args)
     assert result.code in (0, 1), result.output
@@ -74,7 +77,7 @@ def test_messages_arrive_once_waiting_ones_after_their_case_and_an_idle_run_cost
     waiting = [s for s in ledger_states(db_path, "message").values() if s == "waiting"]
     assert waiting, "some messages must be on cases not imported yet"
 
-    status = json.loads(connected.run("status", "--json").stdout)
+    status = json.loads(connected.invoke("status", "--json").stdout)  # status reads the store alone: in-process
     assert status["jobs"]["push-messages"]["items"]["waiting_for_case"] == len(waiting)
 
     sandbox.mycase.reset_journal()
@@ -121,7 +124,7 @@ def test_documents_arrive_once_byte_identical_with_safe_names_and_a_rerun_sends_
 ])
 def test_with_a_thousand_pushed_and_three_new_a_run_reads_at_most_three_pages(connected, sandbox, db_path, job, kind):
     sandbox.mycase.rate_limit = None
-    cases = sorted(import_cases(connected, db_path, active_cases(sandbox)))[:20]
+    cases = sorted(seed_imported(sandbox, db_path, active_cases(sandbox)))[:20]
     cs = sandbox.casestatus
     existing = len(cs.messages if kind == "message" else cs.files)
 
@@ -155,7 +158,7 @@ def test_a_newest_first_list_is_read_from_page_one_and_stops_at_what_was_seen(co
     sandbox.mycase.rate_limit = None
     fast = {"MYCASE_RATE_LIMIT": "1000"}
     cases = active_cases(sandbox)
-    cases = sorted(import_cases(connected, db_path, cases))
+    cases = sorted(seed_imported(sandbox, db_path, cases))
     for i in range(150):
         sandbox.casestatus.add_message(str(cases[i % len(cases)]), "incoming", f"m{i}", "Jane Doe")
     assert connected.run("push-messages", extra_env=fast).code == 0
@@ -178,7 +181,7 @@ BY_DEFAULT = {("500", "push-messages"), ("timeout", "push-documents"), ("drop", 
     pytest.param(fault, job, path, id=f"{job}-{path}-{fault}",
                  marks=() if (fault, job) in BY_DEFAULT else pytest.mark.soak) for fault, job, path in FAULTS_ON_WRITES])
 def test_a_fault_on_a_write_ends_after_a_rerun_with_exactly_one_record_per_item(connected, sandbox, db_path, fault, job, path):
-    mapped = import_cases(connected, db_path, active_cases(sandbox))
+    mapped = seed_imported(sandbox, db_path, active_cases(sandbox))
     sandbox.mycase.timeout_hold = 3
     sandbox.mycase.faults.add("POST", path, fault, nth=2)
     env = {"MYCASE_SYNC_TIMEOUT": "1"}
@@ -198,7 +201,7 @@ def test_a_fault_on_a_write_ends_after_a_rerun_with_exactly_one_record_per_item(
     ("push-documents", ("PUT", r"/s3/.*")),   # created and recorded; crash during the bytes
 ])
 def test_a_crash_after_a_write_lands_loses_nothing_and_duplicates_nothing(connected, sandbox, db_path, job, write):
-    mapped = import_cases(connected, db_path, active_cases(sandbox))
+    mapped = seed_imported(sandbox, db_path, active_cases(sandbox))
     KillAtWrite(sandbox, 1, method=write[0], path=write[1], services=["mycase"]).run(
         connected, job, extra_env={"MYCASE_SYNC_WORKERS": "1"}, timeout=60)
     result = connected.run(job)
@@ -238,7 +241,7 @@ def test_dry_run_lists_what_would_be_pushed_and_changes_nothing(connected, sandb
 
 
 def test_first_run_takes_30_days_and_since_and_all_reach_further_back(connected, sandbox, db_path):
-    case = min(import_cases(connected, db_path, active_cases(sandbox)[:5]))
+    case = min(seed_imported(sandbox, db_path, active_cases(sandbox)[:5]))
     cs = sandbox.casestatus
     sandbox.clock.offset -= 90 * 86400
     very_old = cs.add_message(case, "incoming", "ninety days ago", "Jane Doe")
@@ -261,7 +264,7 @@ def test_first_run_takes_30_days_and_since_and_all_reach_further_back(connected,
 
 
 def test_an_item_failing_ten_runs_is_parked_shown_by_status_and_retried_on_request(connected, sandbox, db_path):
-    mapped = import_cases(connected, db_path, active_cases(sandbox)[:5])
+    mapped = seed_imported(sandbox, db_path, active_cases(sandbox)[:5])
     case = min(mapped)
     sandbox.casestatus.add_message(case, "incoming", "will fail", "Jane Doe")
     sandbox.mycase.rate_limit = None
@@ -273,9 +276,9 @@ def test_an_item_failing_ten_runs_is_parked_shown_by_status_and_retried_on_reque
         result = connected.run("push-messages")
         assert result.code == 1
     assert "parked after 10 failed runs" in result.output and "--retry-failed" in result.output
-    status = json.loads(connected.run("status", "--json").stdout)
+    status = json.loads(connected.invoke("status", "--json").stdout)  # status reads the store alone: in-process
     assert status["jobs"]["push-messages"]["items"]["failed"] >= 1
-    assert connected.run("status", "--check").code == 1
+    assert connected.invoke("status", "--check").code == 1
     sandbox.mycase.faults.clear()
     assert connected.run("push-messages").code == 0  # parked items stay parked...
     parked = [i for i, s in ledger_states(db_path, "message").items() if s == "failed"]
@@ -294,7 +297,7 @@ def test_a_service_down_for_the_whole_run_is_exit_75_and_counts_against_no_item(
                                                                                 service, method, path):
     """Still 503/429 after the retries: the service is down, not the message. Nothing is parked or
     counted as a failed attempt, and the next run delivers everything once."""
-    mapped = import_cases(connected, db_path, active_cases(sandbox))
+    mapped = seed_imported(sandbox, db_path, active_cases(sandbox))
     if service == "casestatus":
         connected.run("push-messages")  # a first run claims the history; then one new message
         sandbox.casestatus.add_message(min(mapped), "incoming", "sent while Case Status was down", "Jane Doe")
