@@ -302,8 +302,8 @@ def test_an_idle_run_reads_one_page_and_never_builds_the_mycase_client(app, cs, 
     mc.requests.clear()
     idle = new_app()
     counts = push_messages(idle)
-    assert counts == {"list_requests": 1}
-    assert cs.list_requests == 1 and mc.requests == []
+    assert counts == {"list_requests": 2}  # the cursor's page, and the empty one that ends the list
+    assert cs.list_requests == 2 and mc.requests == []
     assert idle._mycase is None  # no token read, no refresh
 
 

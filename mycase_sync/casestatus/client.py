@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 SERVICE = "Case Status"
 AUTH_SCHEME = "ApiKey"
-PAGE_SIZE = 100  # the largest page[size] the contract allows
+PAGE_SIZE = 100  # the largest page[size] the contract allows; a server may serve fewer (see PageWatch)
+MAX_PAGES = 20_000  # pages one listing may read in a run, whatever the server answers
 
 USERS = "/v1/api/users"
 CASES = "/v1/api/cases"
@@ -50,6 +51,7 @@ FILE_CASE_INTEGRATION_ID = "case_integration_id"
 FILE_CREATED_AT = "created_at"
 FILE_UPDATED_AT = "updated_at"
 
+F_RECORD_ID = "id"  # every listed record's own id
 P_PAGE = "page[number]"
 P_SIZE = "page[size]"
 P_INTEGRATION_ID = "integration_id"
@@ -85,6 +87,62 @@ ROLE_ATTORNEY = "attorney"
 DOWNLOAD_CHUNK = 1024 * 1024
 
 
+class ListingError(ServiceError):
+    """A list that cannot be read to its end: the server repeats a full page, or it never ends."""
+
+    def __init__(self, service: str, method: str, path: str, status: int | None, detail: str):
+        super().__init__(service, method, path, status, detail)
+        self.message = f"{service} {method} {path}: {detail}"
+
+
+class FilterIgnored(ServiceError):
+    """GET /v1/api/cases?integration_id= answered with other cases: the filter is not applied."""
+
+
+class PageWatch:
+    """When a listing ends, whatever the server does with page[size] and page[number].
+
+    It ends on an empty page or on a page with nothing new (every id on it already seen in this
+    listing), never on a page shorter than asked: a server may serve a fixed 10 a page. A page that
+    repeats the previous one is the last: when it is shorter than asked, it held the whole list;
+    when it is full, the server ignores page[number] and the rest cannot be read (ListingError).
+    At most MAX_PAGES pages (ListingError). Memory: the ids of one listing (a set of ints).
+    """
+
+    def __init__(self, path: str, size: int = PAGE_SIZE, max_pages: int = MAX_PAGES):
+        self.path = path
+        self.size = size
+        self.max_pages = max_pages
+        self.pages = 0
+        self.seen: set[int] = set()
+        self.previous: tuple | None = None
+
+    def goes_on(self, page: int, records: list) -> bool:
+        """True when `records` (page `page`) hold something new and the next page should be read."""
+        self.pages += 1
+        if self.pages > self.max_pages:
+            raise ListingError(SERVICE, "GET", self.path, None,
+                               f"stopped after {self.max_pages} pages ({len(self.seen)} records): the list does not end")
+        if not records:
+            return False
+        ids = tuple(record_id(r) for r in records)
+        if ids == self.previous:
+            if len(records) >= self.size:
+                raise ListingError(SERVICE, "GET", self.path, None,
+                                   f"page {page} repeats the page before it (page[number] ignored?): only the first "
+                                   f"{len(self.seen)} records can be listed")
+            return False
+        self.previous = ids
+        new = {i for i in ids if i is not None} - self.seen
+        self.seen |= new
+        return bool(new)
+
+
+def record_id(record: Any) -> int | None:
+    """A listed record's Case Status id, or None for a record too malformed to track."""
+    return positive_id(record.get(F_RECORD_ID)) if isinstance(record, dict) else None
+
+
 class CaseStatusClient:
     def __init__(self, settings):
         self.base = settings.casestatus_api_url
@@ -109,14 +167,27 @@ class CaseStatusClient:
         query[P_SIZE] = size
         return json_body(SERVICE, self.request("GET", path, params=query), list)
 
-    def iter_all(self, path: str):
+    def iter_pages(self, path: str):
+        """Every page of a list, read until PageWatch says it ended."""
+        watch = PageWatch(path)
         page = 1
         while True:
             items = self.list_page(path, page)
-            yield from items
-            if len(items) < PAGE_SIZE:
+            if not watch.goes_on(page, items):
                 return
+            yield items
             page += 1
+
+    def iter_all(self, path: str):
+        for items in self.iter_pages(path):
+            yield from items
+
+    def iter_cases(self):
+        """Every case Case Status holds, as (integration_id, case) for those that have one."""
+        for case in self.iter_all(CASES):
+            iid = _integration_text(case.get(F_INTEGRATION_ID)) if isinstance(case, dict) else None
+            if iid:
+                yield iid, case
 
     def list_messages(self, page: int, size: int = PAGE_SIZE) -> list[dict]:
         return self.list_page(MESSAGES, page, size)
@@ -139,13 +210,28 @@ class CaseStatusClient:
 
     # --- cases ----------------------------------------------------------------------------
     def find_case(self, integration_id: str) -> dict | None:
-        """The case created for this MyCase id, as Case Status holds it now, or None."""
-        found = self.list_page(CASES, 1, params={P_INTEGRATION_ID: integration_id})
-        return found[0] if found else None
+        """The case created for this MyCase id, as Case Status holds it now, or None.
+
+        Never a case with another integration_id: an answer holding one means the filter is
+        ignored (FilterIgnored; the caller then scans the whole list, iter_cases)."""
+        wanted = str(integration_id).strip()
+        found = self.list_page(CASES, 1, params={P_INTEGRATION_ID: wanted})
+        same = [c for c in found if isinstance(c, dict) and _integration_text(c.get(F_INTEGRATION_ID)) == wanted]
+        if len(same) != len(found):
+            raise FilterIgnored(SERVICE, "GET", CASES, None,
+                                f"integration_id={wanted} answered {len(found) - len(same)} case(s) of another "
+                                "integration_id: the filter is ignored")
+        if len(same) > 1:
+            raise ServiceError(SERVICE, "GET", CASES, None,
+                               f"{len(same)} cases have integration_id {wanted}: which one is this matter's is unknown")
+        return same[0] if same else None
 
     def create_case(self, fields: dict) -> tuple[int, bool]:
-        """(case id, created). A 409 means it exists already: adopt that id (safe to repeat)."""
-        response = self.request("POST", CASES, json=fields, retry_unsafe=True)
+        """(case id, created). A 409 means it exists already: adopt that id.
+
+        Sent once: a 409 for a repeated integration_id is not promised, so after a lost answer
+        (OutcomeUnknown) the caller looks the case up before it sends the create again."""
+        response = self.request("POST", CASES, json=fields)
         if response.status_code == 409:
             body = _json_or_none(response)
             existing = positive_id(body.get("id") if isinstance(body, dict) else None)
@@ -188,6 +274,13 @@ class CaseStatusClient:
             return total
         finally:
             response.close()
+
+
+def _integration_text(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    return text or None
 
 
 def _json_or_none(response: requests.Response):

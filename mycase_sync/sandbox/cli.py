@@ -8,7 +8,7 @@ import threading
 import click
 
 from .core import FaultPlan
-from .server import Sandbox, SandboxConfig
+from .server import ALTERNATIVES, Sandbox, SandboxConfig
 
 DEFAULT_PORT = 8770
 
@@ -69,6 +69,13 @@ def _rate_limits(value: str | None, default: SandboxConfig) -> tuple[float | Non
     return mycase, casestatus
 
 
+def _alternative_flags(command):
+    """One --FLAG per alternative of API-NOTES Part 3 (sandbox.server.ALTERNATIVES)."""
+    for name, (_, _, what) in reversed(ALTERNATIVES.items()):
+        command = click.option(f"--{name.replace('_', '-')}", name, is_flag=True, help=f"Alternative: {what}.")(command)
+    return command
+
+
 @click.group("sandbox")
 def sandbox_group():
     """Run the built-in emulator of MyCase and Case Status (for trying things out)."""
@@ -91,8 +98,9 @@ def sandbox_group():
 @click.option("--fault", "faults", multiple=True, metavar="SERVICE:METHOD:PATH_REGEX:KIND[:NTH[:TIMES]]",
               help="Planned failure, repeatable, e.g. mycase:POST:/v1/cases/\\d+/notes:drop:3 "
                    "(KIND: 500, 502, 503, 504, 429, drop, timeout, drop_before).")
+@_alternative_flags
 def serve(port, matters, seed, latency_ms, rate_limit, access_token_lifetime, refresh_token_lifetime,
-          retry_after, faults):
+          retry_after, faults, **alternatives):
     """Serve both services on 127.0.0.1 until Ctrl-C, after printing the environment for the tool.
 
     Paste the printed lines into your shell (or eval them), then run `mycase-sync auth`:
@@ -103,7 +111,7 @@ def serve(port, matters, seed, latency_ms, rate_limit, access_token_lifetime, re
     config = SandboxConfig(seed=seed, matters=matters, mycase_latency=mycase_latency,
                            casestatus_latency=casestatus_latency,
                            access_token_lifetime=access_token_lifetime,
-                           refresh_token_lifetime=refresh_token_lifetime, mycase_port=port)
+                           refresh_token_lifetime=refresh_token_lifetime, mycase_port=port, **alternatives)
     config.mycase_rate_limit, config.casestatus_rate_limit = _rate_limits(rate_limit, config)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())

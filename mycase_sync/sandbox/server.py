@@ -11,6 +11,26 @@ from .data import generate_firm
 from .mycase import MyCaseService
 
 
+# The alternatives of API-NOTES Part 3 the sandbox can play: SandboxConfig field -> (service,
+# the service's knob, what it does). All off by default: the contract as written.
+ALTERNATIVES: dict[str, tuple[str, str, str]] = {
+    "casestatus_fixed_page_size": ("casestatus", "ignore_page_size",
+                                   "Case Status serves a fixed 10 a page (ignores page[size])"),
+    "casestatus_ignores_page_number": ("casestatus", "ignore_page_number",
+                                       "Case Status ignores page[number] (every page is page 1)"),
+    "casestatus_ignores_integration_filter": ("casestatus", "ignore_integration_filter",
+                                              "Case Status ignores GET /v1/api/cases?integration_id= (lists all cases)"),
+    "casestatus_no_conflict": ("casestatus", "no_conflict",
+                               "Case Status creates a second case for a repeated integration_id (no 409)"),
+    "mycase_cases_open_only": ("mycase", "cases_open_only",
+                               "MyCase GET /v1/cases without filter[status] lists open cases only"),
+    "mycase_staff_active_only": ("mycase", "staff_active_only",
+                                 "MyCase GET /v1/staff without filter[status] lists active staff only"),
+    "mycase_bare_next_links": ("mycase", "bare_next_links",
+                               "MyCase next-page links carry page_token alone (no field[client], no filters)"),
+}
+
+
 @dataclass
 class SandboxConfig:
     """Sizes, seed and knobs; `mycase_port` 0 picks a free port, Case Status then takes any free port
@@ -31,6 +51,14 @@ class SandboxConfig:
     redirect_uri: str = "http://127.0.0.1:8765/callback"
     with_activity: bool = True
     mycase_port: int = 0
+    # the alternatives (ALTERNATIVES above)
+    casestatus_fixed_page_size: bool = False
+    casestatus_ignores_page_number: bool = False
+    casestatus_ignores_integration_filter: bool = False
+    casestatus_no_conflict: bool = False
+    mycase_cases_open_only: bool = False
+    mycase_staff_active_only: bool = False
+    mycase_bare_next_links: bool = False
 
 
 class Sandbox:
@@ -59,6 +87,8 @@ class Sandbox:
         self.casestatus.load_seed(self.firm.casestatus_users, self.firm.messages, self.firm.files)
         self.casestatus.latency = cfg.casestatus_latency
         self.casestatus.rate_limit = cfg.casestatus_rate_limit
+        for name, (service, knob, _) in ALTERNATIVES.items():
+            setattr(getattr(self, service), knob, bool(getattr(cfg, name)))
         try:
             self._servers.append(ServiceServer(self.mycase, cfg.mycase_port))
             self._servers.append(ServiceServer(self.casestatus, cfg.mycase_port + 1 if cfg.mycase_port else 0))

@@ -12,6 +12,11 @@ The writes, in order: the lead attorney's Case Status user (with --create-staff,
 the case itself when it does not exist (closed ones in the same request; a 409 adopts the
 existing case), then reopen, PATCH (changed fields only; a stage only when it changed, since each
 stage write sends the client a survey), close.
+
+A create is never sent again before a lookup says the case does not exist: a 409 for a repeated
+integration_id is not promised. After a create of unknown outcome (no answer) the case is looked up
+once (by the integration_id filter, verified); when only a scan made earlier in the run could say,
+the matter stays pending and the next run's lookup decides.
 """
 
 from __future__ import annotations
@@ -29,6 +34,16 @@ from mycase_sync.values import positive_id
 
 UNAVAILABLE = (429, 502, 503, 504)  # after the HTTP layer's retries: the service is down, not this record
 ABSENT: dict = {}  # "read, and not there" (a distinct object: compared with `is`)
+STALE = object()  # "only a list read earlier could say": no ground for sending a create again
+
+
+@dataclass
+class Lookup:
+    """How a worker finds a matter's case: `find(mycase_id)` (the case, or None when absent) and
+    `fresh(mycase_id)`, the same read made now, or STALE."""
+
+    find: Callable[[str], dict | None]
+    fresh: Callable[[str], Any]
 READ_AGAIN = "(Case Status is read again before the next write)"
 
 
@@ -104,10 +119,12 @@ class StaffUsers:
 
 
 def sync_matter(api, matter: MappedMatter, row: MatterRow | None, found: dict | None, *, dry_run: bool,
-                users: StaffUsers | None = None) -> Outcome:
+                users: StaffUsers | None = None, lookup: Lookup | None = None) -> Outcome:
     """Bring one matter in step (see the module docstring). `found`: the case read at the start of a
     backfill, ABSENT when there was none, None when nothing was read. `users`: given when the lead
-    attorney's user must be created first."""
+    attorney's user must be created first. `lookup`: how to find a case (by default the client's
+    verified find_case)."""
+    lookup = lookup or Lookup(api.find_case, api.find_case)
     out = Outcome(matter, MatterState.FAILED)
     if users is not None:
         try:
@@ -124,7 +141,7 @@ def sync_matter(api, matter: MappedMatter, row: MatterRow | None, found: dict | 
             out.held, out.casestatus_id = row.fields, row.casestatus_id
         else:
             if found is None:  # no list read at the start of this run: look it up
-                found = api.find_case(matter.mycase_id)
+                found = lookup.find(matter.mycase_id)
             done.known = True
             if found is not None and found is not ABSENT:
                 out.held, out.casestatus_id = held_from_case(found), positive_id(found.get(cs.F_ID))
@@ -135,7 +152,22 @@ def sync_matter(api, matter: MappedMatter, row: MatterRow | None, found: dict | 
                 out.action, out.changed, out.state = "created", _filled(matter.fields), MatterState.SYNCED
                 return out
             done.writing = True
-            cs_id, created = api.create_case(matter.fields)
+            try:
+                cs_id, created = api.create_case(matter.fields)
+            except OutcomeUnknown:
+                again = lookup.fresh(matter.mycase_id)  # it may have landed: look before sending it again
+                if again is STALE:
+                    raise
+                if again is not None:
+                    done.writing = False
+                    out.adopted = True
+                    out.held, out.casestatus_id = held_from_case(again), positive_id(again.get(cs.F_ID))
+                    done.casestatus_id = out.casestatus_id
+                    _write_difference(api, out, done, dry_run)
+                    out.state = MatterState.SYNCED
+                    out.notes.append("the create's answer was lost; found in Case Status: adopted")
+                    return out
+                cs_id, created = api.create_case(matter.fields)  # looked up: not there; sent once more
             done.writing = False
             if created:
                 out.action, out.casestatus_id = "created", cs_id
@@ -143,7 +175,7 @@ def sync_matter(api, matter: MappedMatter, row: MatterRow | None, found: dict | 
                 out.state = MatterState.SYNCED
                 return out
             done.known = False  # 409: it exists after all; adopt it and write the difference
-            existing = api.find_case(matter.mycase_id)
+            existing = lookup.find(matter.mycase_id)
             if existing is None:
                 raise ServiceError(cs.SERVICE, "POST", cs.CASES, 409, "exists, but cannot be found by integration_id")
             done.known, out.adopted = True, True

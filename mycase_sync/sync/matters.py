@@ -63,7 +63,7 @@ from mycase_sync.sync.mapping import (
     MappedMatter, MappingProblem, case_id_of, check_lead_is_user, fields_hash, index_staff, map_matter,
     normal_lower_bound,
 )
-from mycase_sync.sync.matter_sync import ABSENT, UNAVAILABLE, Outcome, StaffUsers, sync_matter
+from mycase_sync.sync.matter_sync import ABSENT, STALE, UNAVAILABLE, Lookup, Outcome, StaffUsers, sync_matter
 from mycase_sync.values import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -102,23 +102,43 @@ class ImportRun:
         self.window = self.settings.workers * IN_FLIGHT_PER_WORKER
         self.progress = None  # the run's progress display (App.progress)
         self.cases: CaseIndex | None = None  # the backfill's one read of the Case Status case list
+        self.scan_lock = threading.Lock()
 
     # --- fetch --------------------------------------------------------------------------------
     def prefetch_cases(self) -> None:
         """Every Case Status case with an integration_id, indexed in the store's TEMP table: a first
-        backfill then needs no lookup per new matter. A case created meanwhile by someone else is
-        refused with 409 at create time and adopted."""
+        backfill then needs no lookup per new matter (nor a run whose lookups found the
+        integration_id filter ignored). A case created meanwhile by someone else is refused with 409
+        at create time and adopted (where Case Status answers 409 at all)."""
         index = CaseIndex(self.store)
         batch: list[tuple[str, dict]] = []
-        for case in self.casestatus.iter_all(cs.CASES):
-            iid = case.get(cs.F_INTEGRATION_ID) if isinstance(case, dict) else None
-            if iid:
-                batch.append((str(iid), case))
+        for iid, case in self.casestatus.iter_cases():
+            batch.append((iid, case))
             if len(batch) >= cs.PAGE_SIZE:
                 index.add(batch)
                 batch.clear()
         index.add(batch)
         self.cases = index
+
+    def find_case(self, mycase_id: str) -> dict | None:
+        """A worker's lookup of one case: by the integration_id filter (verified by the client) until
+        it is seen to be ignored, then from one scan of the whole case list, made once per run."""
+        if self.cases is None:
+            try:
+                return self.casestatus.find_case(mycase_id)
+            except cs.FilterIgnored as exc:
+                with self.scan_lock:
+                    if self.cases is None:
+                        log.info("%s; reading the whole Case Status case list once instead", exc)
+                        self.prefetch_cases()
+        return self.cases.get(mycase_id)
+
+    def fresh_lookup(self, mycase_id: str) -> dict | None | object:
+        """After a create of unknown outcome: the case as Case Status holds it now (None: absent), or
+        STALE when only the scan made earlier in the run could say (then the matter waits for the next run)."""
+        if self.cases is not None:
+            return STALE
+        return self.find_case(mycase_id)
 
     def prefetched_case(self, mycase_id: str) -> dict | None:
         """The case read at the start of the run, ABSENT when there was none, None when nothing was read."""
@@ -224,7 +244,8 @@ class ImportRun:
             return Outcome(matter, FAILED, state=state, error="not tried: Case Status unavailable",
                            unavailable="Case Status unavailable")
         out = sync_matter(self.casestatus, matter, row, found, dry_run=self.dry_run,
-                          users=self.users if create_lead else None)
+                          users=self.users if create_lead else None,
+                          lookup=Lookup(self.find_case, self.fresh_lookup))
         if out.unavailable is not None:
             self.unavailable.set()
         return out

@@ -1,6 +1,9 @@
 """Finding what is new in a Case Status list (messages, files) from a saved cursor.
 
 Case Status lists are id-ordered pages; which way they run is read off the pages themselves.
+Where a listing ends is PageWatch's call (an empty page, a page with nothing new, never a page
+shorter than asked: a server may serve 10 a page whatever page[size] says; a repeated full page is
+an error; at most MAX_PAGES pages).
 The poller knows nothing of the store: it yields batches of records with the cursor that covers
 them, and the push run saves both in one transaction.
 """
@@ -11,16 +14,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from mycase_sync.casestatus.client import PAGE_SIZE
-from mycase_sync.values import positive_id
+from mycase_sync.casestatus.client import PAGE_SIZE, PageWatch, record_id
 
 FIND_PAGES = 40  # pages a search for a moved record may read before giving up
 ASC, DESC = "asc", "desc"
-
-
-def record_id(record: Any) -> int | None:
-    """A record's Case Status id, or None for a record too malformed to track."""
-    return positive_id(record.get("id")) if isinstance(record, dict) else None
 
 
 def page_order(records: list[dict]) -> str | None:
@@ -73,15 +70,17 @@ class Poller:
     """Finds what is new in an id-ordered Case Status list, reading as few pages as it can.
 
     Incremental (a cursor, no backfill): ascending lists resume at the cursor's page (walking
-    back if records were deleted) and read on while pages come back full; newest-first lists
-    are read from page 1 until a page holds anything already seen. A run with nothing new reads
-    one page (two when the last page was exactly full).
+    back if records were deleted) and read on until a page is empty or holds nothing new;
+    newest-first lists are read from page 1 until a page holds anything already seen. A run with
+    nothing new reads two pages (the cursor's, and the empty one after it).
     Full scan (first run, --since, --all): every page, every record. Which of them are sent is
     the ledger's business (what it holds already is never sent again; see the cut-over).
     """
 
-    def __init__(self, fetch: Callable[[int], list], cursor: Cursor | None, *, full: bool, size: int = PAGE_SIZE):
+    def __init__(self, fetch: Callable[[int], list], cursor: Cursor | None, *, full: bool, size: int = PAGE_SIZE,
+                 path: str = "list"):
         self._fetch_page = fetch
+        self.path = path
         self.cursor = cursor or Cursor(size=size)
         self.known = cursor.highest if cursor else None  # ids above this are new
         self.full = full or cursor is None
@@ -124,12 +123,14 @@ class Poller:
     def _oldest_first(self, page: int, records: list[dict]) -> Iterator[Batch]:
         highest = self.cursor.highest
         keep_page = self.cursor.page if (self.full and self.known is not None) else 1
+        watch = PageWatch(self.path, self.size)
         while True:
-            if records or page == 1:
+            goes_on = watch.goes_on(page, records)
+            if goes_on or page == 1:
                 highest = self._highest(highest, records)
                 cursor = Cursor(max(keep_page, page), highest, ASC, self.size)
                 yield Batch(page, self._take(records), cursor)
-            if len(records) < self.size:
+            if not goes_on:
                 return
             page += 1
             records = self._fetch(page)
@@ -142,14 +143,17 @@ class Poller:
     def _newest_first(self, records: list[dict]) -> Iterator[Batch]:
         """The cursor moves only at the end: until every new page is in, the old highest id stands."""
         page, highest = 1, self.cursor.highest
+        watch = PageWatch(self.path, self.size)
         while True:
             order = page_order(records)
             if order == ASC and page == 1:  # it flipped back: read it as an ascending list
                 yield from self._oldest_first(1, records)
                 return
+            if not watch.goes_on(page, records):
+                break
             highest = self._highest(highest, records)
             yield Batch(page, self._take(records), None)
-            if len(records) < self.size or self._reached_old(records):
+            if self._reached_old(records):
                 break
             page += 1
             records = self._fetch(page)
@@ -181,10 +185,7 @@ def find_record(fetch: Callable[[int], list], item_id: int, page: int, order: st
         if low <= item_id <= high:
             return None  # within this page's range but absent: deleted
         toward_start = item_id < low if ascending else item_id > high
-        if toward_start:
-            page -= 1
-        elif len(records) < size:
-            return None  # beyond the last page
-        else:
-            page += 1
+        # Toward the end, never stop at a short page (a server may serve 10 whatever was asked):
+        # past the last page comes an empty one, and from there back to a page already read.
+        page = page - 1 if toward_start else page + 1
     return None
