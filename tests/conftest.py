@@ -389,6 +389,17 @@ def create_casestatus_cases(sandbox, case_ids) -> dict[str, int]:
     return made
 
 
+def mapped_cases(db_path) -> set[str]:
+    """The MyCase ids the store maps to a Case Status case."""
+    from mycase_sync.store import open_store
+
+    store = open_store(db_path)
+    try:
+        return {row[0] for row in store.db.execute("select mycase_id from matters where casestatus_id is not null")}
+    finally:
+        store.close()
+
+
 def seed_imported(sandbox, db_path, case_ids) -> set[str]:
     """These matters as import-matters leaves them: a Case Status case each, recorded in the store."""
     from mycase_sync.store import open_store

@@ -13,7 +13,7 @@ import stat
 
 import pytest
 
-from conftest import KillAtWrite, active_cases, sandbox_cli, seed_tokens
+from conftest import KillAtWrite, active_cases, mapped_cases, sandbox_cli, seed_tokens
 from mycase_sync.sandbox.server import SandboxConfig
 from mycase_sync.store import open_store
 from mycase_sync.sync.markers import marker_at_end, restore
@@ -30,18 +30,10 @@ def sandbox_config():
     return SandboxConfig(matters=40, seed=11, mycase_rate_limit=None)  # the pace is not the point here
 
 
-def mapped(db_path) -> set[str]:
-    store = open_store(db_path)
-    try:
-        return {row[0] for row in store.db.execute("select mycase_id from matters where casestatus_id is not null")}
-    finally:
-        store.close()
-
-
 def import_active(cli, sandbox, db_path) -> set[str]:
     args = [arg for case_id in active_cases(sandbox) for arg in ("--case", str(case_id))]
     assert cli.run("import-matters", *args).code in (0, 1)
-    return mapped(db_path)
+    return mapped_cases(db_path)
 
 
 def in_mycase(sandbox) -> tuple[int, int, int]:

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import CliResult, KillAtWrite, active_cases, create_casestatus_cases, seed_imported
+from conftest import CliResult, KillAtWrite, active_cases, create_casestatus_cases, mapped_cases, seed_imported
 from mycase_sync.sandbox.server import SandboxConfig
 from mycase_sync.store import open_store
 from oracle import (
@@ -43,14 +43,6 @@ def import_cases(cli, db_path, case_ids) -> set[str]:
     result = cli.run("import-matters", *args)
     assert result.code in (0, 1), result.output
     return mapped_cases(db_path)
-
-
-def mapped_cases(db_path) -> set[str]:
-    store = open_store(db_path)
-    try:
-        return {row[0] for row in store.db.execute("select mycase_id from matters where casestatus_id is not null")}
-    finally:
-        store.close()
 
 
 def assert_ledger_follows_cases(db_path, kind, mapped):
