@@ -35,6 +35,14 @@ GET_RETRY_STATUSES = RETRY_STATUSES | {500}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_AFTER = 120.0
+# Overall deadlines. The read timeout (MYCASE_SYNC_TIMEOUT) bounds each read, not a whole answer: a
+# server that sends a byte every few seconds would hold a job (and its lock) for hours. Every attempt
+# of a request must therefore be complete within DEADLINE_FACTOR read timeouts, plus the time its
+# bytes need at MIN_TRANSFER_RATE (a file upload or download); past that its connection is shut.
+DEADLINE_FACTOR = 2.0
+MIN_TRANSFER_RATE = 16 * 1024  # bytes per second, the slowest a file transfer may go on average
+DOWNLOAD_CEILING = 4 * 1024**3  # bytes: the most a download whose size is not declared may bring
+UNDECLARED_DOWNLOAD_DEADLINE = 3600.0  # seconds: the deadline of such a download
 # Connections kept open per host: at least the largest default worker pool (config.MAX_WORKERS).
 # requests keeps 10; each worker past those opened a new connection (and TLS handshake) per request.
 POOL_CONNECTIONS = 64
@@ -223,6 +231,67 @@ def _xml_error(text: str) -> str:
     return redact(": ".join(words))[:300] if words else "unexpected XML answer"
 
 
+class Watchdog:
+    """One request attempt's overall deadline: when it passes, the answer's socket is shut for
+    reading, so whatever read is under way ends at once (and the attempt is reported as too slow).
+
+    `attach` is a requests response hook: it runs before the body is read, for every answer."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.expired = False
+        self._done = False
+        self._response: requests.Response | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        with self._lock:
+            self._response = response
+            if self.expired:
+                _shut(response)
+        return response
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            if self._response is not None:
+                _shut(self._response)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def _shut(response: requests.Response) -> None:
+    with contextlib.suppress(Exception):  # already released, closed, or not a socket (a test's fake)
+        response.raw.shutdown()
+
+
+class DeadlineExceeded(requests.exceptions.Timeout):
+    """An attempt that took longer than its overall deadline (a Timeout: retried like one)."""
+
+
+def body_size(kwargs: dict) -> int:
+    """The bytes a request sends (a file or bytes body), for its deadline; 0 when unknown."""
+    data = kwargs.get("data")
+    if isinstance(data, (bytes, bytearray, str)):
+        return len(data)
+    if hasattr(data, "fileno"):
+        with contextlib.suppress(OSError, ValueError):
+            return os.fstat(data.fileno()).st_size
+    return 0
+
+
 class ServiceSession(requests.Session):
     """A Session that spaces, times out, retries and explains its requests.
 
@@ -231,6 +300,10 @@ class ServiceSession(requests.Session):
 
     `gateway_timeout_retries` caps the retries of a 504 (a gateway that gave up waiting for the
     service) below `max_retries`, for a service whose 504 means the request itself is too slow.
+
+    Every attempt has an overall deadline (`deadline_for`): the whole answer, not each read. A
+    streamed answer (`stream=True`) gets one only when the caller gives it (`deadline=` seconds);
+    its watchdog is then `response.watchdog`, which the caller cancels once it has read the body.
     """
 
     def __init__(self, service: str, rate: float, timeout: float, backoff_base: float = 1.0, max_retries: int = 5,
@@ -243,6 +316,7 @@ class ServiceSession(requests.Session):
         # shared_with: the state store, whose other processes (the other cron jobs) share this rate.
         self.limiter = SharedRateLimiter(rate, rate_file(shared_with, service)) if shared_with else RateLimiter(rate)
         self.timeout = (CONNECT_TIMEOUT, timeout)
+        self.read_timeout = timeout
         self.backoff_base = backoff_base
         self.max_retries = max_retries
         self.gateway_timeout_retries = max_retries if gateway_timeout_retries is None else gateway_timeout_retries
@@ -265,13 +339,22 @@ class ServiceSession(requests.Session):
             check_followable_url(urljoin(resp.url, target), allow_loopback=is_loopback_url(resp.url))
         return target
 
+    def deadline_for(self, size: int = 0) -> float:
+        """Seconds one attempt may take in all, connecting included: DEADLINE_FACTOR read timeouts,
+        and the time `size` bytes take at MIN_TRANSFER_RATE."""
+        return DEADLINE_FACTOR * self.read_timeout + size / MIN_TRANSFER_RATE
+
     def backoff(self, attempt: int) -> float:
         """Exponential with full jitter, capped at 30 s."""
         return random.uniform(0, min(30.0, self.backoff_base * (2**attempt)))
 
-    def request(self, method: str, url: str, *args: Any, retry_unsafe: bool = False, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str, url: str, *args: Any, retry_unsafe: bool = False,  # type: ignore[override]
+                deadline: float | None = None, **kwargs: Any) -> requests.Response:
         method = method.upper()
         kwargs.setdefault("timeout", self.timeout)
+        stream = bool(kwargs.get("stream"))
+        if deadline is None and not stream:
+            deadline = self.deadline_for(body_size(kwargs))
         can_repeat = method in SAFE_METHODS or retry_unsafe
         retry_statuses = GET_RETRY_STATUSES if method in SAFE_METHODS else RETRY_STATUSES
         path = urlsplit(url).path
@@ -279,8 +362,13 @@ class ServiceSession(requests.Session):
         while True:
             self.limiter.acquire()
             self.requests_sent += 1
+            watchdog = Watchdog(deadline) if deadline else None
             try:
-                response = super().request(method, url, *args, **kwargs)
+                try:
+                    response = self._attempt(method, url, watchdog, *args, **kwargs)
+                finally:
+                    if watchdog is not None and not stream:
+                        watchdog.cancel()
             except requests.exceptions.ConnectTimeout as exc:
                 failure: Exception = exc  # never connected: always safe to repeat
                 repeatable = True
@@ -299,6 +387,8 @@ class ServiceSession(requests.Session):
                         wait = wait if wait is not None else self.backoff(attempt)
                         log.debug("%s %s %s: HTTP %s, retrying in %.1fs", self.service, method, path, response.status_code, wait)
                         response.close()
+                        if watchdog is not None:
+                            watchdog.cancel()
                         attempt += 1
                         self.sleep(wait)
                         continue
@@ -313,6 +403,24 @@ class ServiceSession(requests.Session):
             if method in SAFE_METHODS or _never_sent(failure):
                 raise TemporaryError(f"{self.service} unreachable ({method} {path}): {reason}") from None
             raise OutcomeUnknown(self.service, method, path, None, f"outcome unknown: {reason}") from None
+
+    def _attempt(self, method: str, url: str, watchdog: Watchdog | None, *args: Any, **kwargs: Any) -> requests.Response:
+        """One attempt under its watchdog; DeadlineExceeded when the deadline cut it short."""
+        if watchdog is None:
+            return super().request(method, url, *args, **kwargs)
+        kwargs["hooks"] = {"response": [watchdog.attach]}
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except BaseException as exc:
+            watchdog.cancel()
+            if isinstance(exc, BROKEN) and watchdog.expired:
+                raise DeadlineExceeded(f"no complete answer within {watchdog.seconds:.0f} s") from None
+            raise
+        if watchdog.expired and not kwargs.get("stream"):  # the body may look whole: it was cut
+            response.close()
+            raise DeadlineExceeded(f"no complete answer within {watchdog.seconds:.0f} s")
+        response.watchdog = watchdog  # type: ignore[attr-defined]
+        return response
 
 
 def _never_sent(exc: Exception) -> bool:
@@ -329,6 +437,8 @@ def _untrusted(exc: Exception) -> bool:
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, DeadlineExceeded):
+        return str(exc)
     if isinstance(exc, requests.exceptions.Timeout):
         return "timed out"
     if isinstance(exc, requests.exceptions.ContentDecodingError):

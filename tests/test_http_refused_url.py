@@ -37,7 +37,7 @@ class Downloads:
     def __init__(self, answers):
         self.answers = answers
 
-    def download(self, url, sink):
+    def download(self, url, sink, size=None):
         answer = self.answers[url]
         if isinstance(answer, Exception):
             raise answer

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 import requests
 
 from mycase_sync.errors import ServiceError
-from mycase_sync.http import BROKEN, ServiceSession, check_followable_url, json_body, raise_for_status
+from mycase_sync.http import (BROKEN, DOWNLOAD_CEILING, UNDECLARED_DOWNLOAD_DEADLINE, ServiceSession,
+                               check_followable_url, json_body, parse_json, raise_for_status)
 from mycase_sync.netaddr import is_loopback_url
 from mycase_sync.values import positive_id
 
@@ -257,22 +258,50 @@ class CaseStatusClient:
         return json_body(SERVICE, self.request("POST", CASE_REOPEN.format(id=case_id), json={}, retry_unsafe=True), dict)
 
     # --- file bytes -----------------------------------------------------------------------
-    def download(self, url: str, dest: BinaryIO) -> int:
-        """Stream a file's bytes into `dest` (never whole in memory); returns the byte count."""
+    def download(self, url: str, dest: BinaryIO, size: int | None = None) -> int:
+        """Stream a file's bytes into `dest` (never whole in memory); returns the byte count.
+
+        Never more than `size` bytes, the file record's declared size (DOWNLOAD_CEILING when it
+        declares none): a link that sends more is cut off there, one error for that file. The whole
+        download has one deadline (the session's for `size` bytes; UNDECLARED_DOWNLOAD_DEADLINE
+        without a size), whatever each read takes: a link that trickles is stopped at it."""
         check_followable_url(url, self.allow_loopback)
-        response = self.downloads.request("GET", url, stream=True)
+        declared = size is not None and size >= 0
+        cap = size if declared else DOWNLOAD_CEILING
+        deadline = self.downloads.deadline_for(cap) if declared else UNDECLARED_DOWNLOAD_DEADLINE
+        path = urlsplit(url).path
+        response = self.downloads.request("GET", url, stream=True, deadline=deadline)
+        watchdog = getattr(response, "watchdog", None)
+
+        def too_slow() -> ServiceError:
+            return ServiceError("Case Status files", "GET", path, None,
+                                f"download too slow: {total} bytes in {watchdog.elapsed():.1f} s, stopped at its "
+                                f"deadline ({watchdog.seconds:.0f} s for {cap} bytes)")
+
+        total = 0
         try:
             raise_for_status(SERVICE, response)
-            total = 0
             try:
                 for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                    if total + len(chunk) > cap:
+                        dest.write(chunk[:cap - total])
+                        total = cap
+                        what = "the file record declares" if declared else "any file may have"
+                        raise ServiceError("Case Status files", "GET", path, None,
+                                           f"the link sends more than the {cap} bytes {what}: stopped at {cap} bytes")
                     dest.write(chunk)
                     total += len(chunk)
-            except BROKEN:  # cut off mid-file: one clear error for this file, not a requests traceback
-                raise ServiceError("Case Status files", "GET", urlsplit(url).path, None,
+            except BROKEN:  # cut off mid-file (or at the deadline): one clear error for this file
+                if watchdog is not None and watchdog.expired:
+                    raise too_slow() from None
+                raise ServiceError("Case Status files", "GET", path, None,
                                    f"download broken off after {total} bytes") from None
+            if watchdog is not None and watchdog.expired and total != size:  # cut, though it may look whole
+                raise too_slow()
             return total
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             response.close()
 
 
@@ -284,8 +313,9 @@ def _integration_text(value: Any) -> str | None:
 
 
 def _json_or_none(response: requests.Response):
+    """The JSON body, or None when it is not usable JSON (nested too deeply included)."""
     try:
-        return response.json()
+        return parse_json(response)
     except ValueError:
         return None
 

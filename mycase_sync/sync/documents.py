@@ -163,7 +163,7 @@ class DocumentsJob(Job):
             raise ItemError("the Case Status file record has no download link")
         with open(path, "wb") as target:
             sink = _Hashing(target)
-            ctx.casestatus.download(url, sink)
+            ctx.casestatus.download(url, sink, expected_size(record))  # never more than it declares
         return sink
 
     def _new_upload(self, ctx: Context, item: Item) -> dict | None:
