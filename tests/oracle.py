@@ -56,10 +56,11 @@ def expected_outcomes(sandbox, cutoff: dt.datetime) -> dict[str, tuple[str, obje
             continue
         key = str(cid)
         entries = case.get("staff") or []
-        unknown = [e["id"] for e in entries if int(e["id"]) not in staff]
-        if unknown:
-            out[key] = ("failed", f"staff id {unknown[0]} is not in the MyCase staff list")
+        unknown = [e["id"] for e in entries if int(e["id"]) not in staff and e.get("lead_lawyer")]
+        if unknown:  # a lead attorney unknown to MyCase fails the matter; other unknown staff are left off
+            out[key] = ("failed", f"lead attorney staff id {unknown[0]} is not in MyCase")
             continue
+        entries = [e for e in entries if int(e["id"]) in staff]
         opened = case.get("opened_date")
         if opened and not _is_date(opened):
             out[key] = ("failed", f"opened_date {opened!r} is not a date")

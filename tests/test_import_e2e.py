@@ -36,10 +36,11 @@ def cs_writes(sandbox) -> list[tuple[str, str, object]]:
 
 
 def case_list_filters(sandbox) -> list[str]:
-    """The filter[updated_after] of every GET /v1/cases list call, in order."""
+    """The filter[updated_after] of every GET /v1/cases list call of open cases, in order (closed ones
+    are listed the same way, with filter[status]=closed)."""
     with sandbox.mycase.lock:
         return [e["query"].get("filter[updated_after]", [None])[0] for e in sandbox.mycase.journal
-                if e["method"] == "GET" and e["path"] == "/v1/cases"]
+                if e["method"] == "GET" and e["path"] == "/v1/cases" and e["query"].get("filter[status]") != ["closed"]]
 
 
 def parse_filter(text: str) -> dt.datetime:
@@ -121,7 +122,7 @@ def test_first_import_creates_exactly_the_window_with_every_field_then_a_second_
         staff_calls = sum(1 for e in sandbox.mycase.journal if e["path"] == "/v1/staff")
     assert lists[0]["page_size"] == ["1000"] and "field[client]" in lists[0]
     assert abs(parse_filter(lists[0]["filter[updated_after]"][0]) - cutoff) < dt.timedelta(minutes=1)
-    assert staff_calls == 1  # staff fetched once per run, not once per case
+    assert staff_calls == 2  # staff fetched once per run (active, then inactive), not once per case
 
     report = {row["mycase_id"]: row for row in read_report(tmp_path / "first.csv")}
     assert set(report) == set(expected)

@@ -123,8 +123,10 @@ def test_attorney_without_email_is_left_out_with_a_note_but_a_lead_without_email
     assert "no email" in problem(case(staff=[{"id": 5, "lead_lawyer": True}])).reason
 
 
-def test_unknown_staff_id_fails():
-    assert "staff id 999 is not in the MyCase staff list" in problem(case(staff=[{"id": 1, "lead_lawyer": True}, {"id": 999}])).reason
+def test_unknown_staff_id_fails():  # a lead attorney unknown even by id fails; anyone else is left off, with a note
+    assert "lead attorney staff id 999 is not in MyCase" in problem(case(staff=[{"id": 999, "lead_lawyer": True}])).reason
+    matter = m.map_matter(case(staff=[{"id": 1, "lead_lawyer": True}, {"id": 999}]), STAFF)
+    assert any("staff id 999 is not in MyCase" in n and "left off" in n for n in matter.notes)
 
 
 @pytest.mark.parametrize("record, words", [

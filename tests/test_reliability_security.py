@@ -374,7 +374,7 @@ def test_a_next_page_link_on_the_api_host_is_followed(mycase_client, requests_mo
         {"json": [{"id": 1}], "headers": {"Link": '<https://mycase.example/v1/cases?page_token=a%2Bb>; rel="next"'}},
         {"json": [{"id": 2}]},
     ])
-    assert list(mycase_client.iter_case_pages()) == [[{"id": 1}], [{"id": 2}]]
+    assert list(mycase_client.iter_case_pages(status="open")) == [[{"id": 1}], [{"id": 2}]]
     assert requests_mock.request_history[1].headers["Authorization"] == f"Bearer {ACCESS_TOKEN}"
 
 

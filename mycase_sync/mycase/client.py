@@ -9,7 +9,7 @@ import hashlib
 import logging
 import os
 from typing import Any, Iterator
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -33,6 +33,7 @@ FIRM = "/firm"
 CASES = "/cases"
 CASE = "/cases/{id}"
 STAFF = "/staff"
+STAFF_MEMBER = "/staff/{id}"
 CASE_DOCUMENTS = "/cases/{id}/documents"
 DOCUMENT_VERSIONS = "/documents/{id}/versions"
 DOCUMENT_DATA = "/documents/{id}/data"  # 302 to a download URL valid for a minute
@@ -67,6 +68,8 @@ CASE_CREATED_AT = "created_at"
 CASE_UPDATED_AT = "updated_at"
 STATUS_OPEN = "open"
 STATUS_CLOSED = "closed"
+STAFF_ACTIVE = "active"
+STAFF_INACTIVE = "inactive"
 # A staff entry on a case, and a staff record from /staff
 STAFF_ID = "id"
 STAFF_LEAD = "lead_lawyer"
@@ -144,27 +147,36 @@ class MyCaseClient:
         return self.get_json(FIRM, expect=dict)
 
     def iter_pages(self, path: str, params: dict) -> Iterator[list]:
-        """Each page of a list, following `Link: rel="next"` exactly as given (never Item-Count)."""
+        """Each page of a list, following `Link: rel="next"` as given (never Item-Count); our own
+        query parameters that the link dropped (field[client], filters, page_size) are sent again."""
         url: str | None = self.base + path
-        first = True
+        again: dict | None = params
         while url:
-            response = self.request("GET", url, params=params if first else None)
+            response = self.request("GET", url, params=again)
             page = json_body(SERVICE, response, list)
-            first = False
             url = response.links.get("next", {}).get("url")
+            if url:
+                kept = parse_qs(urlsplit(url).query, keep_blank_values=True)
+                again = {k: v for k, v in params.items() if k not in kept} or None
             yield page
             if url and not _same_origin(url, self.base):
                 # Our Bearer token goes with every request of this session: never to another host.
                 raise RefusedURL(urlsplit(url).path, "refusing a next-page link that leaves MyCase's API host")
 
     def iter_case_pages(self, updated_after: str | None = None, status: str | None = None) -> Iterator[list]:
-        """Pages of cases (clients expanded), updated at or after `updated_after` (ISO 8601)."""
+        """Pages of cases (clients expanded), updated at or after `updated_after` (ISO 8601).
+
+        Without a status, open ones and then closed ones, each asked for by filter[status]: what
+        the list holds without the filter is not documented (it may be open cases only)."""
+        if status is None:
+            for one in (STATUS_OPEN, STATUS_CLOSED):
+                yield from self.iter_case_pages(updated_after, one)
+            return
         params = {P_PAGE_SIZE: PAGE_SIZE, P_CLIENT_FIELDS: CLIENT_FIELDS}
         if updated_after:
             params[P_UPDATED_AFTER] = updated_after
-        if status:
-            params[P_STATUS] = status
-        return self.iter_pages(CASES, params)
+        params[P_STATUS] = status
+        yield from self.iter_pages(CASES, params)
 
     def get_case(self, case_id: str | int) -> dict | None:
         """One case with clients expanded; None when MyCase no longer has it (404)."""
@@ -175,7 +187,18 @@ class MyCaseClient:
         return json_body(SERVICE, response, dict)
 
     def list_staff(self) -> list[dict]:
-        return [person for page in self.iter_pages(STAFF, {P_PAGE_SIZE: PAGE_SIZE}) for person in page]
+        """Active and inactive staff, each asked for by filter[status] (departed staff stay on old
+        cases; what the list holds without the filter is not documented)."""
+        return [person for status in (STAFF_ACTIVE, STAFF_INACTIVE)
+                for page in self.iter_pages(STAFF, {P_PAGE_SIZE: PAGE_SIZE, P_STATUS: status}) for person in page]
+
+    def get_staff(self, staff_id: int) -> dict | None:
+        """One staff member by id; None when MyCase has none (404)."""
+        response = self.request("GET", STAFF_MEMBER.format(id=staff_id))
+        if response.status_code == 404:
+            response.close()
+            return None
+        return json_body(SERVICE, response, dict)
 
     def list_documents(self, case_id: str | int) -> list[dict]:
         return [d for page in self.iter_pages(CASE_DOCUMENTS.format(id=case_id), {P_PAGE_SIZE: PAGE_SIZE}) for d in page]

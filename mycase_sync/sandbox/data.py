@@ -489,9 +489,10 @@ def _break_some(rng: random.Random, pool: list[dict], matters: int, staff_by_id:
             case["name"] = None
             malformed[case["id"]] = "name is null"
         elif kind == 1:
-            case["staff"].append({"id": unknown + k, "lead_lawyer": False, "originating_lawyer": False,
+            # the lead: other staff unknown even by id are left off a matter, an unknown lead fails it
+            case["staff"].append({"id": unknown + k, "lead_lawyer": True, "originating_lawyer": False,
                                   "case_rate": None})
-            malformed[case["id"]] = f"staff entry refers to unknown staff id {unknown + k}"
+            malformed[case["id"]] = f"staff entry (the lead) refers to unknown staff id {unknown + k}"
         elif kind == 2:
             case["practice_area"] = None
             malformed[case["id"]] = "practice_area is null"

@@ -144,6 +144,11 @@ class MyCaseService(Service):
         self.put_url_ttl = 900          # seconds a pre-signed PUT URL stays valid
         self.data_url_ttl = 60          # seconds the /data download URL stays valid
         self.item_count_every = 4       # every Nth list page lacks Item-Count, as seen live; None: always sent
+        # the alternatives of API-NOTES Part 3 (all off: the contract as written)
+        self.cases_open_only = False    # /cases without filter[status] lists open cases only
+        self.staff_active_only = False  # /staff without filter[status] lists active staff only
+        self.bare_next_links = False    # a next-page link carries page_token alone
+        self.serve_at_most: int | None = None  # a test knob: pages of at most this many, so small firms span pages
         # A different host name than the API, so a client following a redirect drops its Bearer
         # token the way it would for the real S3 host.
         self.s3_host = s3_host
@@ -431,6 +436,8 @@ class MyCaseService(Service):
         Call with the filters already validated; `candidates` runs under the lock on the first page only.
         """
         size = self._page_size(req)
+        if self.serve_at_most:
+            size = min(size, self.serve_at_most)
         filters = sorted((k, tuple(v)) for k, v in req.query.items() if k not in _PAGING)
         token = req.param("page_token")
         with self.lock:
@@ -446,7 +453,10 @@ class MyCaseService(Service):
             else:
                 key, offset = self._decode_token(token)
                 snap = self._snapshots.get(key)
-                if snap is None or snap["path"] != req.path or snap["filters"] != filters:
+                # With bare next links the token stands for the first page's filters; field[...]
+                # options are the request's own (a client that does not send them again gets none).
+                kept = self.bare_next_links and snap is not None and all(k.startswith("field[") for k, _ in filters)
+                if snap is None or snap["path"] != req.path or (snap["filters"] != filters and not kept):
                     raise self._refuse(400, f"page_token is invalid, expired or does not match the query",
                                        {"parameter": "page_token"})
             page = []
@@ -459,6 +469,8 @@ class MyCaseService(Service):
         headers = {}
         if offset + size < len(snap["ids"]):
             params = [(k, v) for k, vs in req.query.items() if k != "page_token" for v in vs]
+            if self.bare_next_links:
+                params = []
             params.append(("page_token", self._encode_token(key, offset + size)))
             headers["Link"] = f'<{req.base_url}{req.path}?{urlencode(params)}>; rel="next"'
         if not self.item_count_every or pages_served % self.item_count_every:
@@ -569,6 +581,8 @@ class MyCaseService(Service):
     def list_staff(self, req: Request) -> Response:
         after = self._updated_after(req)
         status = self._enum_param(req, "filter[status]", {"active", "inactive"})
+        if status is None and self.staff_active_only:
+            status = "active"
 
         def candidates():
             return [sid for sid, s in self.staff.items()
@@ -612,6 +626,8 @@ class MyCaseService(Service):
     def list_cases(self, req: Request) -> Response:
         after = self._updated_after(req)
         status = self._enum_param(req, "filter[status]", {"open", "closed"})
+        if status is None and self.cases_open_only:
+            status = "open"
         client_fields = self._field_list(req, "field[client]", CLIENT_FIELDS)
         self._field_list(req, "field[custom_field]", CUSTOM_FIELD_FIELDS)
 

@@ -154,6 +154,15 @@ def index_staff(records: Iterable[dict]) -> dict[int, StaffMember]:
     return index
 
 
+def staff_ids(case: Any) -> list[int]:
+    """The staff ids a case lists (those that are numbers): what index_staff must know to map it."""
+    entries = case.get(mc.CASE_STAFF) if isinstance(case, dict) else None
+    if not isinstance(entries, list):
+        return []
+    ids = (positive_id(e.get(mc.STAFF_ID) if isinstance(e, dict) else e) for e in entries)
+    return [i for i in ids if i is not None]
+
+
 def _people(case: dict, staff: Mapping[int, StaffMember], notes: list[str]) -> tuple[StaffMember, list[str], list[str]]:
     """(lead attorney, other attorneys' emails, paralegals' emails), or MappingProblem."""
     entries = case.get(mc.CASE_STAFF) or []
@@ -166,10 +175,15 @@ def _people(case: dict, staff: Mapping[int, StaffMember], notes: list[str]) -> t
         if staff_id is None:
             raise MappingProblem(FAILED, f"staff entry with id {raw_id!r} is not a number")
         member = staff.get(staff_id)
+        is_lead = isinstance(entry, dict) and entry.get(mc.STAFF_LEAD) in _TRUE
         if member is None:
-            raise MappingProblem(FAILED, f"staff id {staff_id} is not in the MyCase staff list")
+            if is_lead:
+                raise MappingProblem(FAILED, f"lead attorney staff id {staff_id} is not in MyCase (not listed, "
+                                             "not found by id)")
+            notes.append(f"staff id {staff_id} is not in MyCase (not listed, not found by id); left off this matter")
+            continue
         if all(m.id != staff_id for m, _ in members):
-            members.append((member, isinstance(entry, dict) and entry.get(mc.STAFF_LEAD) in _TRUE))
+            members.append((member, is_lead))
     leads = [m for m, lead in members if lead]
     attorneys = [m for m, _ in members if m.kind == mc.STAFF_TYPE_ATTORNEY]
     if leads:

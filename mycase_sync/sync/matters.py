@@ -33,8 +33,10 @@ Skipped (reported, exit code unchanged): no attorney on the case, a lead attorne
 Case Status user. These are the firm's to fix, not failures of the run: they are logged at
 WARNING once when they first appear (so cron mails once), then at INFO. They are retried when the
 matter changes in MyCase (it comes back in the window) or, for a missing user, as soon as the user
-exists. Failed (exit 1, retried by id next run): broken records (unknown staff id, unparseable
-date, no Case ID at all, ...), and Case Status refusals (422).
+exists. Failed (exit 1, retried by id next run): broken records (a lead attorney unknown to MyCase
+even by id, an unparseable date, no Case ID at all, ...), and Case Status refusals (422). Other
+staff that neither /staff list holds are asked for by id; one not found even so is left off the
+matter (said in its report), which still syncs.
 
 --dry-run reads both services (lists, lookups) and reports what would be written; it writes
 nothing to either service nor to the store (no run row, no matter rows, no window), apart from a
@@ -61,7 +63,7 @@ from mycase_sync.store import MatterState
 from mycase_sync.store.matters import CaseIndex, MatterRow
 from mycase_sync.sync.mapping import (
     MappedMatter, MappingProblem, case_id_of, check_lead_is_user, fields_hash, index_staff, map_matter,
-    normal_lower_bound,
+    normal_lower_bound, staff_ids,
 )
 from mycase_sync.sync.matter_sync import ABSENT, STALE, UNAVAILABLE, Lookup, Outcome, StaffUsers, sync_matter
 from mycase_sync.values import iso, parse_iso, utcnow
@@ -94,6 +96,7 @@ class ImportRun:
         self.temporary: TemporaryError | None = None
         self.unavailable = threading.Event()  # a worker found Case Status down: the others stop writing
         self.staff: dict = {}
+        self.staff_not_found: set[int] = set()  # ids asked for one by one, and not there
         self.users = StaffUsers(set())
         self.retry: set[str] = set()
         self.floor: dt.datetime | None = None  # listed matters older than this are outside the window
@@ -151,6 +154,23 @@ class ImportRun:
         self.staff = index_staff(self.mycase.list_staff())
         self.users = StaffUsers({str(u.get(cs.USER_EMAIL) or "") for u in self.casestatus.list_users()})
 
+    def find_staff(self, case: dict) -> None:
+        """Staff on this case that neither staff list holds: asked for by id, once a run each."""
+        for staff_id in staff_ids(case):
+            if staff_id in self.staff or staff_id in self.staff_not_found:
+                continue
+            try:
+                record = self.mycase.get_staff(staff_id)
+            except ServiceError as exc:
+                if exc.status is None or exc.status >= 500 or exc.status == 429:
+                    raise
+                record = None  # refused (403...): as good as not there
+            found = index_staff([record] if record is not None else [])
+            if staff_id in found:
+                self.staff[staff_id] = found[staff_id]
+            else:
+                self.staff_not_found.add(staff_id)
+
     def load_retry_set(self) -> None:
         """Ids retried by id whatever the window: failed, pending, and skipped ones whose user now exists."""
         for mid, state, waiting in self.store.matters.to_retry():
@@ -170,6 +190,7 @@ class ImportRun:
             if mid in self.in_flight.values():  # the same case twice in one run: finish the first
                 self.collect(until=lambda: mid not in self.in_flight.values())
         try:
+            self.find_staff(case)
             matter = map_matter(case, self.staff, self.settings.phone_region)
             if listed and self.outside_window(matter):
                 self.finish_report(matter.mycase_id, matter.readable_id, SKIPPED, [],
