@@ -232,7 +232,7 @@ def test_dry_run_lists_what_would_be_pushed_and_changes_nothing(connected, sandb
         store.close()
 
 
-def test_first_run_takes_30_days_and_since_and_all_reach_further_back(connected, sandbox, db_path):
+def test_a_cutover_holds_back_the_older_history_and_all_never_sends_it(connected, sandbox, db_path):
     case = min(seed_imported(sandbox, db_path, active_cases(sandbox)[:5]))
     cs = sandbox.casestatus
     sandbox.clock.offset -= 90 * 86400
@@ -242,13 +242,12 @@ def test_first_run_takes_30_days_and_since_and_all_reach_further_back(connected,
     sandbox.clock.offset += 45 * 86400
     recent_ids = {m["id"] for m in cs.messages.values()} - {very_old["id"], old["id"]}
 
-    assert connected.run("push-messages").code == 0
-    assert set(notes_by_marker(sandbox)) == recent_ids
     sixty_days_ago = (sandbox.clock.now() - dt.timedelta(days=60)).date().isoformat()
     assert connected.run("push-messages", "--since", sixty_days_ago).code == 0
     assert set(notes_by_marker(sandbox)) == recent_ids | {old["id"]}
-    assert connected.run("push-messages", "--all").code == 0
-    assert set(notes_by_marker(sandbox)) == recent_ids | {old["id"], very_old["id"]}
+    assert connected.run("push-messages", "--all").code == 0  # the whole history again: the cut-over holds
+    assert set(notes_by_marker(sandbox)) == recent_ids | {old["id"]}
+    assert ledger_states(db_path, "message")[very_old["id"]] == "before_cutover"
     assert all(len(v) == 1 for v in notes_by_marker(sandbox).values())
     for args in (("--since", "yesterday"), ("--all", "--since", "2020-01-01")):
         bad = connected.invoke("push-messages", *args)  # a usage error: no real process needed
