@@ -85,3 +85,80 @@ class RefusedURL(ServiceError):
 
     def __init__(self, path: str, detail: str):
         super().__init__(self.SERVICE, "GET", path, None, detail)
+
+
+# --- local faults: the disk, the file system, the state store ---------------------------------
+RESTORE_HINT = ("restore it from a backup (mycase-sync backup FILE): while no job runs, copy the backup in its place "
+                "and remove the -wal and -shm files beside it")
+
+
+class LocalFault(TemporaryError):
+    """The machine, not the data: a full disk, an I/O error, a locked store (exit 75, nothing counted)."""
+
+
+class LocalPermission(ConfigError):
+    """A state path that cannot be written: a permissions problem, not corruption (exit 2)."""
+
+
+class StoreUnusable(ConfigError):
+    """The state store file is not a usable SQLite database (exit 2): restore it from a backup."""
+
+
+_DISK_FULL = {28, 122}  # ENOSPC, EDQUOT
+_IO_ERROR = {5}  # EIO
+_NO_PERMISSION = {1, 13, 30}  # EPERM, EACCES, EROFS
+
+
+def os_fault(exc: BaseException, path=None) -> SyncError | None:
+    """A local OSError as the one line it deserves, or None when it is not a fault of the machine."""
+    if not isinstance(exc, OSError):
+        return None
+    where = exc.filename or path or "?"
+    reason = exc.strerror or str(exc)
+    if exc.errno in _DISK_FULL:
+        return LocalFault(f"the disk is full ({reason}) writing {where}; nothing lost and nothing counted against any "
+                          "item: free some space, the next run continues")
+    if exc.errno in _IO_ERROR:
+        return LocalFault(f"disk I/O error ({reason}) on {where}; nothing lost and nothing counted against any item: "
+                          "check the disk, the next run continues")
+    if exc.errno in _NO_PERMISSION:
+        return LocalPermission(f"cannot write {where}: {reason}: a permissions problem (read-only file, directory "
+                               "or file system), not corruption: make it writable by the user cron runs as")
+    return None
+
+
+# SQLite's primary result codes (sqlite3 errors carry them as sqlite_errorcode, extended: & 0xff).
+_SQLITE_FULL, _SQLITE_IOERR, _SQLITE_BUSY, _SQLITE_LOCKED = 13, 10, 5, 6
+_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_CANTOPEN = 8, 3, 14
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+_SQLITE_BY_TEXT = (("disk is full", _SQLITE_FULL), ("disk i/o error", _SQLITE_IOERR), ("locked", _SQLITE_BUSY),
+                   ("readonly", _SQLITE_READONLY), ("unable to open", _SQLITE_CANTOPEN),
+                   ("malformed", _SQLITE_CORRUPT), ("not a database", _SQLITE_NOTADB))
+
+
+def store_fault(exc: BaseException, path) -> SyncError | None:
+    """What an sqlite3 error on the state store at `path` means, as one line and its exit code:
+    full disk, I/O error or lock: temporary (75); read-only: permissions (2); a file that is not a
+    database (or a damaged one): restore from a backup (2). None for any other error (a bug of ours)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc)
+    if code is None:
+        code = next((c for words, c in _SQLITE_BY_TEXT if words in text.lower()), None)
+    code = code & 0xFF if isinstance(code, int) else None
+    if code == _SQLITE_FULL:
+        return LocalFault(f"the disk is full ({text}) writing state store {path}; nothing lost and nothing counted "
+                          "against any item: free some space, the next run continues")
+    if code == _SQLITE_IOERR:
+        return LocalFault(f"disk I/O error ({text}) on state store {path}; nothing lost and nothing counted against "
+                          "any item: check the disk, the next run continues")
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return LocalFault(f"state store {path} is locked by another process ({text}); nothing lost, the next run "
+                          "continues")
+    if code in (_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_CANTOPEN):
+        return LocalPermission(f"state store {path} cannot be written ({text}): a permissions problem (read-only "
+                               "file, directory or file system), not corruption: make the file and its directory "
+                               "writable by the user cron runs as")
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return StoreUnusable(f"state store {path} is not a usable SQLite database ({text}): {RESTORE_HINT} (README, "
+                             "\"The state store\")")
+    return None

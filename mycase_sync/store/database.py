@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from sqlite_utils import Database
 
-from mycase_sync.errors import ConfigError, TemporaryError
+from mycase_sync.errors import ConfigError, LocalPermission, SyncError, os_fault, store_fault
 from mycase_sync.locks import blocking_lock, private_dirs
 from mycase_sync.store.identity import IdentityTable
 from mycase_sync.store.ledger import Ledger
@@ -34,19 +34,37 @@ BUSY_TIMEOUT_MS = 30_000
 class _SerialDatabase(Database):
     """sqlite-utils wraps every query() in a SAVEPOINT. On a connection that worker threads share,
     one thread's read savepoint would open, join or end another thread's transaction ("no such
-    savepoint"), so reads and statements take the store's lock like transactions do."""
+    savepoint"), so reads and statements take the store's lock like transactions do.
 
-    def __init__(self, conn: sqlite3.Connection, lock: Any, **kwargs: Any):
+    A local fault met by any statement (full disk, I/O error, lock, read-only, a damaged file)
+    becomes its one-line SyncError (errors.store_fault); any other sqlite3 error stays itself."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: Any, path: Path, **kwargs: Any):
         self.lock = lock  # before sqlite-utils' own __init__, which runs statements
+        self.path = path
         super().__init__(conn, **kwargs)
 
     def query(self, sql: str, params: Any = None) -> Iterator[dict]:
-        with self.lock:
+        with self.lock, named_faults(self.path):
             return iter(list(super().query(sql, params)))
 
     def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor:
-        with self.lock:
+        with self.lock, named_faults(self.path):
             return super().execute(sql, parameters)
+
+
+@contextlib.contextmanager
+def named_faults(path: Path) -> Iterator[None]:
+    """sqlite3 errors that are the machine's or the file's (not ours) as their one-line SyncError."""
+    try:
+        yield
+    except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+        if type(exc) not in (sqlite3.OperationalError, sqlite3.DatabaseError):
+            raise  # IntegrityError, ProgrammingError...: a bug of ours, shown as one
+        fault = store_fault(exc, path)
+        if fault is None:
+            raise
+        raise fault from None
 
 
 class Store:
@@ -60,23 +78,29 @@ class Store:
         self.path = Path(path)
         self._lock = threading.RLock()
         conn = _connect(self.path)
-        self.db = _SerialDatabase(conn, self._lock, execute_plugins=False)
         try:
+            self.db = _SerialDatabase(conn, self._lock, self.path, execute_plugins=False)
             self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self.db.execute("PRAGMA synchronous=NORMAL")
             # Jobs started by cron in the same minute open the store at once; on a new file or
             # after an upgrade, one would find the tables half-made or the file locked.
-            with blocking_lock(self.path, "init"):
+            with blocking_lock(self.path, "init"), named_faults(self.path):
                 self.db.execute("PRAGMA journal_mode=WAL")
                 migrations.apply(self.db)
-        except sqlite3.DatabaseError as exc:
+                self._check()
+        except (sqlite3.Error, SyncError, OSError) as exc:
             conn.close()
-            if "locked" in str(exc):
-                raise TemporaryError(f"state store {self.path} is locked by another process: {exc}") from None
-            raise ConfigError(f"state store {self.path} is not a usable SQLite database: {exc}") from None
+            raise _open_error(exc, self.path) from None
         self.tokens = TokenTable(self)
         self.matters = MatterTable(self)
         self.identity = IdentityTable(self)
+
+    def _check(self) -> None:
+        """The same check for every job (and status) at open: SQLite's quick_check of the file's
+        structure, so a damaged store stops every job alike, before it is used (exit 2)."""
+        found = [row[0] for row in self.db.conn.execute("PRAGMA quick_check(3)").fetchall()]
+        if found != ["ok"]:
+            raise sqlite3.DatabaseError(f"database disk image is malformed: {'; '.join(map(str, found))[:200]}")
 
     def ledger(self, kind: str) -> Ledger:
         """The push ledger of one kind of item ("document" or "message")."""
@@ -121,17 +145,17 @@ class Store:
                 with self.db.atomic():
                     yield self.db
                 return
-            try:
+            with named_faults(self.path):  # busy past BUSY_TIMEOUT_MS (a long writer elsewhere), a full disk...
                 conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:  # busy past BUSY_TIMEOUT_MS: a long writer elsewhere
-                raise TemporaryError(f"state store {self.path} is busy: {exc}") from None
             try:
                 yield self.db
-                conn.execute("COMMIT")
+                with named_faults(self.path):
+                    conn.execute("COMMIT")
             except BaseException:
                 # Also when COMMIT itself fails: a transaction left open would swallow every later write.
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled it back already
+                        conn.execute("ROLLBACK")
                 raise
 
     # --- cursors -------------------------------------------------------------------------
@@ -182,10 +206,29 @@ class Store:
         return row[0] if row else None
 
 
+def _open_error(exc: BaseException, path: Path) -> SyncError:
+    """Why the store cannot be opened, as one line: a local fault (75), permissions (2), a file that
+    is not a database (2, restore from a backup), or whatever else SQLite said (2)."""
+    if isinstance(exc, SyncError):
+        return exc
+    fault = os_fault(exc, path) if isinstance(exc, OSError) else store_fault(exc, path)
+    return fault or ConfigError(f"cannot open state store {path}: {exc}")
+
+
+def _writable(path: Path) -> None:
+    """The store's directory (SQLite makes -wal and -shm beside it) and file must be writable."""
+    for where in (path.parent, path):
+        if where.exists() and not os.access(where, os.W_OK):
+            raise LocalPermission(f"state store {path} cannot be written: {where} is read-only for this user: a "
+                                  "permissions problem, not corruption: make the file and its directory writable by "
+                                  "the user cron runs as")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     """Create the directory 0700 and the file 0600 before SQLite touches them."""
     try:
         private_dirs(path.parent)
+        _writable(path)
         old = os.umask(0o077)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -201,7 +244,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         finally:
             os.umask(old)
     except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"cannot open state store {path}: {exc}") from None
+        raise _open_error(exc, path) from None
     return conn
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from mycase_sync.casestatus import client as cs
-from mycase_sync.errors import RefusedURL, ServiceError, TemporaryError
+from mycase_sync.errors import RefusedURL, ServiceError, TemporaryError, os_fault
 from mycase_sync.locks import private_dirs
 from mycase_sync.mycase import client as mc
 from mycase_sync.store.ledger import Item
@@ -161,9 +161,12 @@ class DocumentsJob(Job):
         url = record.get(cs.FILE_URL)
         if not isinstance(url, str) or not url:
             raise ItemError("the Case Status file record has no download link")
-        with open(path, "wb") as target:
-            sink = _Hashing(target)
-            ctx.casestatus.download(url, sink, expected_size(record))  # never more than it declares
+        try:
+            with open(path, "wb") as target:
+                sink = _Hashing(target)
+                ctx.casestatus.download(url, sink, expected_size(record))  # never more than it declares
+        except OSError as exc:  # a full disk, an I/O error: the machine's fault, named with the file
+            raise (os_fault(exc, path) or exc) from None
         return sink
 
     def _new_upload(self, ctx: Context, item: Item) -> dict | None:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mycase_sync.casestatus.client import PAGE_SIZE
-from mycase_sync.errors import AuthorizationError, ConfigError, OutcomeUnknown, ServiceError, TemporaryError
+from mycase_sync.errors import (AuthorizationError, ConfigError, LocalPermission, OutcomeUnknown, ServiceError,
+                                StoreUnusable, SyncError, TemporaryError, os_fault)
 from mycase_sync.redact import redact
 from mycase_sync.store import ItemState
 from mycase_sync.text import clean_line
@@ -226,27 +227,42 @@ def deliver(ctx: Context, items: list[Item], workers: int) -> Counter:
     stop = threading.Event()
     aborted: list[BaseException] = []
 
+    def abort(item: Item, exc: BaseException) -> str:
+        """The run stops for a reason that is not the item's: no attempt is counted against it."""
+        with lock:
+            aborted.append(exc)
+        stop.set()
+        with contextlib.suppress(SyncError):  # may fail too (the disk is full): the first reason is the one reported
+            ctx.ledger.release(item)
+        return "aborted"
+
     def attempt(item: Item) -> str:
         try:
             outcome = job.push(ctx, item)
-        except (AuthorizationError, TemporaryError) as exc:
-            ctx.ledger.release(item)
-            with lock:
-                aborted.append(exc)
-            stop.set()
-            return "aborted"
+        except (AuthorizationError, TemporaryError, LocalPermission, StoreUnusable) as exc:
+            # A service down, authorization gone, or the machine's fault (full disk, I/O error, a
+            # store that cannot be written): every item would fail alike, and none is to blame.
+            return abort(item, exc)
+        except OSError as exc:
+            fault = os_fault(exc)
+            if fault is None:
+                return recorded(item, exc)
+            return abort(item, fault)
         except Exception as exc:  # recorded against the item; the run goes on with the others
-            log.debug("%s failed", job.describe(item), exc_info=True)
-            error = error_text(exc)
-            state = ctx.ledger.fail(item, error)
-            if state == ItemState.FAILED:
-                log.warning("%s: %s; parked after %d failed runs (after fixing the cause: mycase-sync %s --retry-failed)",
-                            job.describe(item), error, MAX_FAILED_RUNS, job.name)
-                return "parked"
-            log.warning("%s: %s; retried next run (%d of %d)", job.describe(item), error, item.attempts, MAX_FAILED_RUNS)
-            return "failed"
+            return recorded(item, exc)
         log.debug("%s: %s as MyCase %s", job.describe(item), outcome, item.remote_id)
         return outcome
+
+    def recorded(item: Item, exc: BaseException) -> str:
+        log.debug("%s failed", job.describe(item), exc_info=True)
+        error = error_text(exc)
+        state = ctx.ledger.fail(item, error)
+        if state == ItemState.FAILED:
+            log.warning("%s: %s; parked after %d failed runs (after fixing the cause: mycase-sync %s --retry-failed)",
+                        job.describe(item), error, MAX_FAILED_RUNS, job.name)
+            return "parked"
+        log.warning("%s: %s; retried next run (%d of %d)", job.describe(item), error, item.attempts, MAX_FAILED_RUNS)
+        return "failed"
 
     def run_lane(lane: list[Item], progress) -> None:
         for n, item in enumerate(lane):
