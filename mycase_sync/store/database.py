@@ -87,6 +87,7 @@ class Store:
             with blocking_lock(self.path, "init"), named_faults(self.path):
                 self.db.execute("PRAGMA journal_mode=WAL")
                 migrations.apply(self.db)
+            with named_faults(self.path):  # outside the lock: jobs opening at once do not wait on each other's check
                 self._check()
         except (sqlite3.Error, SyncError, OSError) as exc:
             conn.close()
