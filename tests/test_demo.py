@@ -20,7 +20,7 @@ from conftest import Cli
 from mycase_sync import demo
 from mycase_sync.mycase.auth import AuthFlowError
 
-SMALL = 80  # matters, for the in-process runs
+SMALL = 40  # matters, for the in-process runs
 
 
 # A small firm by default; the demo's own size (300 matters, what a newcomer runs) under soak.
