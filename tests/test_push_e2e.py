@@ -110,9 +110,11 @@ def test_documents_arrive_once_byte_identical_with_safe_names_and_a_rerun_sends_
 
 
 # --- request budgets ---------------------------------------------------------------------------
+# Soak: a thousand items through the real CLI. In the default run test_push_poller checks the same
+# budget (a thousand pushed, three new: two pages read) on the poller itself.
 @pytest.mark.parametrize("job, kind", [
-    ("push-messages", "message"),
-    pytest.param("push-documents", "file", marks=pytest.mark.soak),  # the same budget, 2000 more uploads
+    pytest.param("push-messages", "message", marks=pytest.mark.soak),
+    pytest.param("push-documents", "file", marks=pytest.mark.soak),
 ])
 def test_with_a_thousand_pushed_and_three_new_a_run_reads_at_most_three_pages(connected, sandbox, db_path, job, kind):
     sandbox.mycase.rate_limit = None

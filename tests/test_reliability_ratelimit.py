@@ -81,6 +81,7 @@ def test_a_mycase_429_storm_slows_the_push_down_within_its_rate_and_it_finishes(
     no_contract_breach(sandbox)
 
 
+@pytest.mark.soak  # 6 s of Retry-After pauses; the MyCase storm without Retry-After stays in the default run
 def test_a_case_status_429_storm_during_a_backfill_keeps_to_the_rate_and_the_import_is_exact(connected, sandbox, db_path):
     rate = 30
     sandbox.casestatus.faults.storm(0.15, ["429"], seed=4, path_regex=r"/v1/api/.*")  # Retry-After: 1, as promised
