@@ -7,6 +7,8 @@ import threading
 
 import click
 
+from mycase_sync.signals import Interrupted
+
 from .core import FaultPlan
 from .server import ALTERNATIVES, Sandbox, SandboxConfig
 
@@ -127,7 +129,7 @@ def serve(port, matters, seed, latency_ms, rate_limit, access_token_lifetime, re
             try:
                 while not stop.wait(0.5):
                     pass
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Interrupted):  # Ctrl-C is how a person stops it: not an interruption
                 pass
     except OSError as exc:
         raise click.ClickException(f"cannot serve on port {port}: {exc}")
