@@ -402,10 +402,3 @@ def test_create_staff_in_a_dry_run_notes_the_user_and_writes_nothing(run, cases)
     assert one.counts["created"] == 1 and cases.writes == [] and stored(one) == {}
     assert one.with_notes == 1
 
-
-def test_one_gateway_error_on_a_create_leaves_the_matter_pending_and_does_not_stop_the_run(api, cases, requests_mock):
-    """A create is sent once (no 409 is promised for a repeat): its 503 was never retried, so it says
-    nothing about Case Status being down; the matter is read again next run."""
-    requests_mock.post(f"{CS}/v1/api/cases", status_code=503, json={})
-    out = sync_matter(api, matter(), None, None, dry_run=False)
-    assert out.state == MatterState.PENDING and out.unavailable is None

@@ -119,17 +119,17 @@ def serve(port, matters, seed, latency_ms, rate_limit, access_token_lifetime, re
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         with Sandbox(config) as sandbox:
-            sandbox.mycase.retry_after = retry_after
-            for service, *plan in plans:
-                getattr(sandbox, service).faults.add(*plan)
-            for name, value in sandbox.env().items():
-                click.echo(f"export {name}={shlex.quote(value)}")
-            click.echo(f"# MyCase {sandbox.mycase_url} ({matters} matters, seed {seed}); "
-                       f"Case Status {sandbox.casestatus_url}. Ctrl-C stops.", err=True)
             try:
+                sandbox.mycase.retry_after = retry_after
+                for service, *plan in plans:
+                    getattr(sandbox, service).faults.add(*plan)
+                for name, value in sandbox.env().items():
+                    click.echo(f"export {name}={shlex.quote(value)}")
+                click.echo(f"# MyCase {sandbox.mycase_url} ({matters} matters, seed {seed}); "
+                           f"Case Status {sandbox.casestatus_url}. Ctrl-C stops.", err=True)
                 while not stop.wait(0.5):
                     pass
-            except (KeyboardInterrupt, Interrupted):  # Ctrl-C is how a person stops it: not an interruption
+            except (KeyboardInterrupt, Interrupted):  # Ctrl-C is how a person stops it, at any moment
                 pass
     except OSError as exc:
         raise click.ClickException(f"cannot serve on port {port}: {exc}")

@@ -151,7 +151,7 @@ def sync_matter(api, matter: MappedMatter, row: MatterRow | None, found: dict | 
             if dry_run:
                 out.action, out.changed, out.state = "created", _filled(matter.fields), MatterState.SYNCED
                 return out
-            done.writing, done.retried = True, False  # a create is sent once: one 5xx is not "Case Status down"
+            done.writing = True
             try:
                 cs_id, created = api.create_case(matter.fields)
             except OutcomeUnknown:
