@@ -53,10 +53,15 @@ class LockHeld(TemporaryError):
 
 
 class ServiceError(SyncError):
-    """A service answered one request with an error; the job records it against that record."""
+    """A service answered one request with an error; the job records it against that record.
 
-    def __init__(self, service: str, method: str, path: str, status: int | None, detail: str):
+    `repeated`: the HTTP layer sent the request again (after backing off) and still got this answer,
+    so it is the service's state for now, not one passing failure."""
+
+    def __init__(self, service: str, method: str, path: str, status: int | None, detail: str, *,
+                 repeated: bool = False):
         self.service = service
+        self.repeated = repeated
         self.method = method
         self.path = path
         self.status = status

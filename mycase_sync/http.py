@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 502, 503, 504}
 GET_RETRY_STATUSES = RETRY_STATUSES | {500}
+# Answers that say the request was not processed (throttled, or refused while overloaded): any
+# request, a create included, is repeated after them. A 502 or 504 is a gateway's word only: the
+# service behind it may have done the work, so a write is not repeated after one.
+NOT_PROCESSED = {429, 503}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_AFTER = 120.0
@@ -296,7 +300,8 @@ class ServiceSession(requests.Session):
     """A Session that spaces, times out, retries and explains its requests.
 
     `request(..., retry_unsafe=True)` lets a caller mark a POST as safe to repeat (for
-    instance a create that the service refuses with 409 when repeated).
+    instance a create that the service refuses with 409 when repeated). Every request is repeated
+    after 429 or 503 (NOT_PROCESSED). A response carries `repeats`, how often it was sent again.
 
     `gateway_timeout_retries` caps the retries of a 504 (a gateway that gave up waiting for the
     service) below `max_retries`, for a service whose 504 means the request itself is too slow.
@@ -378,7 +383,8 @@ class ServiceSession(requests.Session):
             except requests.exceptions.RequestException as exc:  # bad URL, redirect loop...: repeating won't help
                 raise ServiceError(self.service, method, path, None, f"request failed: {type(exc).__name__}") from None
             else:
-                if response.status_code in retry_statuses and attempt < self.max_retries and (can_repeat or response.status_code == 429):
+                if response.status_code in retry_statuses and attempt < self.max_retries and \
+                        (can_repeat or response.status_code in NOT_PROCESSED):
                     if response.status_code != 504 or attempt < self.gateway_timeout_retries:
                         wait = retry_after_seconds(response.headers.get("Retry-After"))
                         if response.status_code == 429:
@@ -392,6 +398,7 @@ class ServiceSession(requests.Session):
                         attempt += 1
                         self.sleep(wait)
                         continue
+                response.repeats = attempt  # type: ignore[attr-defined]
                 return response
             if repeatable and attempt < self.max_retries:
                 wait = self.backoff(attempt)
@@ -455,10 +462,11 @@ def raise_for_status(service: str, response: requests.Response) -> requests.Resp
         path = urlsplit(response.url).path
         method = response.request.method or "?"
         status = response.status_code
+        repeated = bool(getattr(response, "repeats", 0))
         if status == 429 or (status in RETRY_STATUSES and method in SAFE_METHODS):
             # Already retried with backoff by ServiceSession: the service is down for now, not this record.
-            raise ServiceUnavailable(service, method, path, status, error_detail(response))
-        raise ServiceError(service, method, path, status, error_detail(response))
+            raise ServiceUnavailable(service, method, path, status, error_detail(response), repeated=repeated)
+        raise ServiceError(service, method, path, status, error_detail(response), repeated=repeated)
     return response
 
 

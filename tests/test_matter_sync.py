@@ -140,6 +140,31 @@ def test_a_new_matter_is_looked_up_then_created_once(api, cases):
     assert "description" in out.changed and "closed_date" not in out.changed
 
 
+def test_a_create_answered_503_is_sent_again_and_the_matter_created_once(api, cases, requests_mock):
+    """503 says "not processed": the HTTP layer repeats even a create; one passing 503 costs nothing."""
+    answers = [{"status_code": 503, "json": {"message": "Service Unavailable"}}, {"json": cases._create}]
+    requests_mock.post(f"{CS}/v1/api/cases", answers)
+    out = sync_matter(api, matter(), None, None, dry_run=False)
+    assert out.action == "created" and out.state == MatterState.SYNCED and out.unavailable is None
+    assert len(cases.cases) == 1 and [w[:2] for w in cases.writes] == [("POST", "cases")]
+
+
+def test_a_create_answered_502_once_leaves_the_matter_pending_without_stopping_the_run(api, cases, requests_mock):
+    """A 502 on a create may hide a create that landed: not repeated, the matter waits for a lookup, and
+    one gateway error is not "Case Status down" (the run goes on with the other matters)."""
+    requests_mock.post(f"{CS}/v1/api/cases", status_code=502, json={"message": "Bad Gateway"})
+    out = sync_matter(api, matter(), None, None, dry_run=False)
+    assert out.state == MatterState.PENDING and out.unavailable is None
+    assert requests_mock.call_count == 2  # the lookup, then the one create: never sent twice
+
+
+def test_a_create_answered_503_on_every_repeat_means_case_status_is_down(api, cases, requests_mock):
+    requests_mock.post(f"{CS}/v1/api/cases", status_code=503, json={"message": "Service Unavailable"})
+    out = sync_matter(api, matter(), None, None, dry_run=False)
+    assert out.state == MatterState.PENDING and out.unavailable and "503" in out.unavailable
+    assert cases.cases == {}
+
+
 def test_a_changed_matter_gets_one_patch_of_the_changed_fields(api, cases):
     held = fields()
     cases.add(held)
@@ -275,10 +300,13 @@ def test_a_refused_user_creation_fails_the_matter_before_any_case_write(api, cas
     (ServiceError("Case Status", "PATCH", "/c/1", 422, "no"), Reached(known=True, writing=True),
      MatterState.FAILED, False),
     (ServiceError("Case Status", "GET", "/c", 422, "no"), Reached(known=False), MatterState.PENDING, False),
-    (ServiceError("Case Status", "POST", "/c/1/close", 502, "bad gateway"), Reached(known=True, writing=True),
-     MatterState.PENDING, True),
-    (ServiceError("Case Status", "PATCH", "/c/1", 503, "busy"), Reached(known=True, writing=True, retried=False),
+    (ServiceError("Case Status", "POST", "/c/1/close", 502, "bad gateway", repeated=True),
+     Reached(known=True, writing=True), MatterState.PENDING, True),
+    # A write answered once with a gateway error (not repeated: it may have landed): pending, the run goes on.
+    (ServiceError("Case Status", "POST", "/c", 502, "bad gateway"), Reached(known=True, writing=True),
      MatterState.PENDING, False),
+    (ServiceError("Case Status", "POST", "/c", 503, "busy", repeated=True), Reached(known=True, writing=True),
+     MatterState.PENDING, True),
     (ServiceError("Case Status", "PATCH", "/c/1", 404, "gone"), Reached(known=True, casestatus_id=1),
      MatterState.PENDING, False),
     (TemporaryError("Case Status is busy"), Reached(), MatterState.PENDING, True),

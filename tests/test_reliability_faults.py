@@ -83,13 +83,7 @@ def add_activity(sandbox, case_ids: list[str], messages: int, files: int) -> Non
         cs.add_file(rng.choice(case_ids), f"exhibit {n}.pdf", data=rng.randbytes(rng.randint(1, 64 * 1024)))
 
 
-# Known open problem (stop 19 note): a create is no longer repeated by the HTTP layer, so one 5xx on a
-# create ends the import run with exit 75; in the larger storm a run rarely gets through. Not strict:
-# it passes when the storm spares the creates. To fix: repeat a create on 429/503 (not processed).
-STORM_CREATES = pytest.mark.xfail(reason="one 5xx on a create stops the import run (exit 75)", strict=False)
-
-
-@pytest.mark.parametrize("firm", ["60-matters", pytest.param("150-matters", marks=[pytest.mark.soak, STORM_CREATES])],
+@pytest.mark.parametrize("firm", ["60-matters", pytest.param("150-matters", marks=pytest.mark.soak)],
                          indirect=True)
 def test_a_backfill_and_pushes_in_a_storm_of_faults_end_exact(connected, sandbox, db_path, firm):
     _, _, messages, files = firm

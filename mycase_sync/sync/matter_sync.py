@@ -70,7 +70,6 @@ class Reached:
 
     known: bool = False  # we know what Case Status holds
     writing: bool = False  # the request that failed was a write
-    retried: bool = True  # the HTTP layer repeated the failed request before giving up
     casestatus_id: int | None = None
 
 
@@ -79,7 +78,9 @@ def judge_failure(exc: Exception, done: Reached) -> tuple[str, str, str | None]:
     if isinstance(exc, OutcomeUnknown):
         return MatterState.PENDING, f"{exc} {READ_AGAIN}", None
     if isinstance(exc, ServiceError):
-        unavailable = f"Case Status unavailable: {exc}" if exc.status in UNAVAILABLE and done.retried else None
+        # Down, not one passing failure, only when the HTTP layer's repeats got the same answer: a
+        # write it does not repeat (a create answered 502) leaves the matter pending, the run goes on.
+        unavailable = f"Case Status unavailable: {exc}" if exc.status in UNAVAILABLE and exc.repeated else None
         if exc.status == 404 and done.casestatus_id is not None:
             return MatterState.PENDING, f"case {done.casestatus_id} is no longer in Case Status: {exc}", unavailable
         if not done.known or (done.writing and (exc.status is None or exc.status >= 500)):
@@ -216,7 +217,6 @@ def _write_difference(api, out: Outcome, done: Reached, dry_run: bool) -> None:
                        ("close", plan.close and (lambda: api.close_case(cs_id, plan.closed_date)))):
         if send:
             done.writing = True
-            done.retried = step != "patch" or cs.F_STAGE not in plan.patch  # a stage PATCH is sent once
             send()
             done.writing = False
             out.held = apply_step(out.held, step, plan)
