@@ -61,13 +61,6 @@ class App:
         return self._store
 
     @property
-    def allow_loopback_urls(self) -> bool:
-        """Upload/download URLs on 127.0.0.1 are followed only when we talk to a local sandbox."""
-        from mycase_sync.netaddr import is_loopback_url
-
-        return is_loopback_url(self.settings.mycase_api_url) and is_loopback_url(self.settings.casestatus_api_url)
-
-    @property
     def mycase(self):
         """The MyCase API client, authorised with the stored token (refreshing as needed)."""
         if self._mycase is None:

@@ -1,4 +1,4 @@
-"""One loopback check: the settings, the App, both clients and the HTTP layer agree on every spelling.
+"""One loopback check: the settings, both clients and the HTTP layer agree on every spelling.
 
 A host is loopback in every spelling the resolver accepts (127.1, 2130706433, 0x7f.0.0.1, ::1,
 *.localhost); the settings check once refused 127.1 while the HTTP layer treated it as loopback.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from mycase_sync.app import App
 from mycase_sync.casestatus.client import CaseStatusClient
 from mycase_sync.config import check_url, load_settings
 from mycase_sync.errors import ConfigError, ServiceError
@@ -32,7 +31,6 @@ def test_a_loopback_spelling_is_loopback_everywhere(host, tmp_path):
         check_followable_url(url + "/file", allow_loopback=False)
     settings = load_settings(environ={"MYCASE_API_URL": url + "/v1", "MYCASE_AUTH_URL": url,
                                       "CASESTATUS_API_URL": url, "MYCASE_SYNC_DB": str(tmp_path / "state.db")})
-    assert App(settings).allow_loopback_urls
     mycase, casestatus = MyCaseClient(settings, tokens=None), CaseStatusClient(settings)
     try:
         assert mycase.allow_loopback and casestatus.allow_loopback
@@ -59,7 +57,6 @@ def test_config_accepts_127_1_and_refuses_a_private_address():
 
 def test_an_https_api_does_not_allow_loopback_urls(tmp_path):
     settings = load_settings(environ={"MYCASE_SYNC_DB": str(tmp_path / "state.db")})
-    assert not App(settings).allow_loopback_urls
     client = CaseStatusClient(settings)
     try:
         assert not client.allow_loopback

@@ -1,0 +1,71 @@
+"""`mycase-sync auth`: connect a MyCase account, show the connection, or remove it."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(invoke_without_command=True)
+@click.option("--no-browser", is_flag=True, help="Print the authorization URL on one line instead of opening a browser (for SSH sessions: forward the redirect port with ssh -L).")
+@click.option("--redirect-url", is_flag=False, flag_value="", default=None, metavar="URL",
+              help="Finish from the URL the browser landed on (paste it; without a value you are prompted, since URLs with & get mangled by shells).")
+@click.option("--timeout", type=click.IntRange(min=1), default=300, show_default=True, help="Seconds to wait for the browser's redirect.")
+@click.pass_context
+def auth(ctx: click.Context, no_browser, redirect_url, timeout):
+    """Connect a MyCase account (OAuth 2.0), or show/remove the connection."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mycase_sync.mycase.auth import run_auth_flow
+
+    # An empty --redirect-url prints the authorization URL first, then prompts for the landing URL.
+    who = run_auth_flow(ctx.obj.app, say=click.echo, ask=lambda prompt: click.prompt(prompt, err=True),
+                        no_browser=no_browser, redirect_url=redirect_url, timeout=timeout)
+    from mycase_sync.health import connected_line
+
+    click.echo(connected_line(who))
+
+
+@auth.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--verify", is_flag=True, help="Also call MyCase to prove the connection works (refreshing the token if due).")
+@click.pass_context
+def auth_status(ctx: click.Context, as_json, verify):
+    """Show whether MyCase is connected, as whom, and when the tokens expire (never the tokens).
+
+    Reads the state store only, unless --verify. Exits 0 when connected, 3 when not. Warns when
+    the authorization (refresh token) expires within 3 days: nothing refreshed it for 11 days.
+    """
+    import json
+
+    from mycase_sync.health import format_when
+    from mycase_sync.mycase.auth import connection_report, verify_connection
+
+    report = verify_connection(ctx.obj.app) if verify else connection_report(ctx.obj.app)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+    elif report["connected"]:
+        email = f" <{report['user_email']}>" if report.get("user_email") and report["user_email"] != report["user"] else ""
+        click.echo(f"MyCase: connected as {report['user'] or '?'}{email} to {report['firm'] or '?'}")
+        click.echo(f"  access token expires:   {format_when(report['access_expires_at'])} (renewed automatically)")
+        click.echo(f"  authorization expires:  {format_when(report['refresh_expires_at'])} (each refresh renews it)")
+        click.echo(f"  last refresh:           {format_when(report['last_refresh_at'])}")
+        if verify:
+            click.echo("  verified: MyCase answered with this connection")
+    elif report["needs_reauth"]:
+        click.echo(f"MyCase: authorization expired or revoked ({report['reauth_reason'] or 'no reason given'}):"
+                   " run `mycase-sync auth`")
+    else:
+        click.echo("MyCase: not connected: run `mycase-sync auth`")
+    if not as_json:
+        for line in report["warnings"]:
+            click.echo(f"Warning: {line}", err=True)
+    ctx.exit(0 if report["connected"] else 3)
+
+
+@auth.command("logout")
+@click.pass_context
+def auth_logout(ctx: click.Context):
+    """Delete the stored MyCase tokens."""
+    from mycase_sync.mycase.auth import logout
+
+    click.echo("Deleted the stored MyCase tokens." if logout(ctx.obj.app) else "MyCase was not connected; nothing to delete.")
