@@ -363,8 +363,11 @@ class ServiceSession(requests.Session):
         can_repeat = method in SAFE_METHODS or retry_unsafe
         retry_statuses = GET_RETRY_STATUSES if method in SAFE_METHODS else RETRY_STATUSES
         path = urlsplit(url).path
+        rewind = _rewinder(kwargs.get("data"))
         attempt = 0
         while True:
+            if attempt:
+                rewind()  # a file body was read to its end by the attempt before
             self.limiter.acquire()
             self.requests_sent += 1
             watchdog = Watchdog(deadline) if deadline else None
@@ -428,6 +431,16 @@ class ServiceSession(requests.Session):
             raise DeadlineExceeded(f"no complete answer within {watchdog.seconds:.0f} s")
         response.watchdog = watchdog  # type: ignore[attr-defined]
         return response
+
+
+def _rewinder(data: Any) -> Callable[[], None]:
+    """What puts a file body back where the first attempt started reading it. Without it a repeated
+    upload would find the file at its end, and requests would send it chunked and empty."""
+    try:
+        start = data.tell()
+    except (AttributeError, OSError, ValueError):
+        return lambda: None
+    return lambda: data.seek(start)
 
 
 def _never_sent(exc: Exception) -> bool:

@@ -249,8 +249,8 @@ def ledger_states(db_path, kind: str) -> dict[int, str]:
 def no_contract_breach(sandbox) -> None:
     """No sandbox bug and no client mistake (a body cut off by a kill never reaches a route, as on a real server)."""
     for service in (sandbox.mycase, sandbox.casestatus):
-        assert service.crashes == []
-        assert service.violations == []
+        assert service.crashes == [], service.crashes
+        assert service.violations == [], service.violations
 
 
 def assert_job_end_state(sandbox, db_path, job: str, mapped: set[str]) -> None:
