@@ -38,6 +38,7 @@ CASE_DOCUMENTS = "/cases/{id}/documents"
 DOCUMENT_VERSIONS = "/documents/{id}/versions"
 DOCUMENT_DATA = "/documents/{id}/data"  # 302 to a download URL valid for a minute
 CASE_NOTES = "/cases/{id}/notes"
+CLIENTS = "/clients"
 
 # What the push jobs read back: a note's text, a document's description (both carry our marker),
 # and the upload fields of a created document or version
@@ -85,6 +86,10 @@ CLIENT_FIRST_NAME = "first_name"
 CLIENT_LAST_NAME = "last_name"
 CLIENT_EMAIL = "email"
 CLIENT_CELL_PHONE = "cell_phone_number"
+# A client (person) from GET /clients: the cases it is on, each as {id}
+CLIENT_CASES = "cases"
+CLIENT_CASE_ID = "id"
+CLIENT_UPDATED_AT = "updated_at"
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -177,6 +182,10 @@ class MyCaseClient:
             params[P_UPDATED_AFTER] = updated_after
         params[P_STATUS] = status
         yield from self.iter_pages(CASES, params)
+
+    def iter_client_pages(self, updated_after: str) -> Iterator[list]:
+        """Pages of clients (people) created or updated at or after `updated_after`; each lists its cases."""
+        return self.iter_pages(CLIENTS, {P_PAGE_SIZE: PAGE_SIZE, P_UPDATED_AFTER: updated_after})
 
     def get_case(self, case_id: str | int) -> dict | None:
         """One case with clients expanded; None when MyCase no longer has it (404)."""

@@ -36,6 +36,10 @@ CLIENT_FIELDS = frozenset({
     "home_phone_number", "fax_phone_number", "contact_group", "birthdate", "created_at", "updated_at",
 })
 CUSTOM_FIELD_FIELDS = frozenset({"id", "field_type"})
+CLIENT_FILTERS = frozenset({"filter[email]", "filter[first_name]", "filter[last_name]", "filter[cell_phone_number]",
+                            "filter[work_phone_number]", "filter[home_phone_number]"})
+CLIENT_RECORD_FIELDS = ("email", "first_name", "middle_name", "last_name", "cell_phone_number", "work_phone_number",
+                        "home_phone_number", "fax_phone_number", "birthdate")
 _PAGING = frozenset({"page_size", "page_token"})
 
 
@@ -148,6 +152,7 @@ class MyCaseService(Service):
         self.cases_open_only = False    # /cases without filter[status] lists open cases only
         self.staff_active_only = False  # /staff without filter[status] lists active staff only
         self.bare_next_links = False    # a next-page link carries page_token alone
+        self.client_edits_keep_case_dates = False  # editing a client leaves its cases' updated_at alone
         self.serve_at_most: int | None = None  # a test knob: pages of at most this many, so small firms span pages
         # A different host name than the API, so a client following a redirect drops its Bearer
         # token the way it would for the real S3 host.
@@ -197,6 +202,22 @@ class MyCaseService(Service):
             if "updated_at" not in fields:
                 case["updated_at"] = self.clock.now()
             return case
+
+    def update_client(self, client_id: int, **fields) -> dict:
+        """A client edited in MyCase: its updated_at moves, and so do its cases' unless
+        client_edits_keep_case_dates (the alternative of API-NOTES Part 3)."""
+        with self.lock:
+            client = self.clients[client_id]
+            client.update(fields)
+            now = self.clock.now()
+            client.setdefault("created_at", now)
+            if "updated_at" not in fields:
+                client["updated_at"] = now
+            if not self.client_edits_keep_case_dates:
+                for case in self.cases.values():
+                    if client_id in (case.get("clients") or []):
+                        case["updated_at"] = client["updated_at"]
+            return client
 
     def add_case(self, **fields) -> dict:
         with self.lock:
@@ -527,6 +548,16 @@ class MyCaseService(Service):
             "created_at": render_ts(case.get("created_at"), n), "updated_at": render_ts(case.get("updated_at"), n + 1),
         }
 
+    def _render_client(self, c: dict, on: dict[int, list[int]]) -> dict:
+        """A client (person) as GET /clients renders it: `cases` lists every case it is on (`on`)."""
+        n = _as_int(c.get("id")) or 0
+        cases = [{"id": case_id} for case_id in on.get(c["id"], [])]
+        out = {name: c.get(name) for name in CLIENT_RECORD_FIELDS}
+        out.update(id=c["id"], archived=bool(c.get("archived", False)), cases=cases,
+                   custom_field_values=c.get("custom_field_values") or [],
+                   created_at=render_ts(c.get("created_at"), n + 5), updated_at=render_ts(c.get("updated_at"), n + 6))
+        return out
+
     def _render_staff(self, s: dict) -> dict:
         n = _as_int(s.get("id")) or 0
         rate = s.get("default_hourly_rate")
@@ -647,6 +678,33 @@ class MyCaseService(Service):
         self._field_list(req, "field[custom_field]", CUSTOM_FIELD_FIELDS)
         with self.lock:
             return self._render_case(self._case_or_404(case_id), client_fields)
+
+    # -- /v1: clients -------------------------------------------------------------------------------
+    @api("GET", "/clients", _PAGING | {"filter[updated_after]"} | CLIENT_FILTERS)
+    def list_clients(self, req: Request) -> Response:
+        after = self._updated_after(req)
+        wanted = {name[len("filter["):-1]: req.param(name) for name in CLIENT_FILTERS if req.param(name) is not None}
+
+        def candidates():
+            return [cid for cid, c in self.clients.items()
+                    if (after is None or _aware(c.get("updated_at")) >= after or _aware(c.get("created_at")) >= after)
+                    and all(c.get(field) == value for field, value in wanted.items())]
+
+        with self.lock:
+            on = self._cases_by_client()
+        return self._list(req, candidates, self.clients.get, lambda c: self._render_client(c, on))
+
+    @api("GET", r"/clients/(\d+)")
+    def get_client(self, req: Request, client_id: str) -> dict:
+        with self.lock:
+            return self._render_client(self._lookup(self.clients, client_id, "Client"), self._cases_by_client())
+
+    def _cases_by_client(self) -> dict[int, list[int]]:
+        on: dict[int, list[int]] = {}
+        for case in self.cases.values():
+            for client_id in case.get("clients") or []:
+                on.setdefault(client_id, []).append(_as_int(case.get("id")))
+        return on
 
     # -- /v1: documents -----------------------------------------------------------------------------
     def _folder(self, case_id: int, names: list[str]) -> dict:

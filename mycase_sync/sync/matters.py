@@ -4,7 +4,10 @@ Which matters (the window): the first run and --full take everything updated in 
 years; later runs take what was updated since the earlier of (start − 30 days) and (start of the
 last successful import − 1 day, for clocks that disagree); --since sets it by hand; --case takes just those ids. Matters that
 failed, whose write is pending, or that wait for their lead attorney's Case Status user (now
-present) are retried by id even outside the window.
+present) are retried by id even outside the window. So are the imported matters of the clients
+created or edited in the window (GET /clients), unless the window's listing brings them anyway:
+editing a client need not change its cases' updated_at (not documented), and a client's new mobile
+number must reach Case Status, or the client cannot log in. The backfill and --full read no clients.
 
 When the window moves: the run's start time (taken before the first request: MyCase lists have no
 order, so only the start is a safe bound) is saved after all of the run's writes are committed, and
@@ -94,6 +97,11 @@ def import_matters(app, run_id: str, full: bool = False, since: dt.datetime | No
                     run.prefetch_cases()
                 run.load_retry_set()
                 run.floor = bound.replace(microsecond=0)  # as sent: the filter is whole seconds
+                if last is not None and not full:
+                    added = run.add_client_changes(_as_param(bound))
+                    if added:
+                        log.info("clients edited since %s: %d of their imported matters are read by id unless listed",
+                                 _as_param(bound), added)
                 scope = f"matters updated since {bound:%Y-%m-%d %H:%M} UTC" + (
                     " (--since)" if since else " (10 years)" if bound == normal and (full or last is None) else "")
                 for page in app.mycase.iter_case_pages(updated_after=_as_param(bound)):
