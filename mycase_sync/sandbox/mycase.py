@@ -41,6 +41,18 @@ CLIENT_FILTERS = frozenset({"filter[email]", "filter[first_name]", "filter[last_
 CLIENT_RECORD_FIELDS = ("email", "first_name", "middle_name", "last_name", "cell_phone_number", "work_phone_number",
                         "home_phone_number", "fax_phone_number", "birthdate")
 _PAGING = frozenset({"page_size", "page_token"})
+# Fields MyCase's OpenAPI reference types without null: an empty one is left out of the answer, not
+# sent as null (API-NOTES records no live null for them). case_number, sol_date, closed_date,
+# practice_area and case_stage are documented as nullable and stay null. A deliberately malformed
+# record (a null name) still breaks the reference: the client must survive it.
+OMITTED_WHEN_EMPTY = frozenset({
+    "description", "office", "email", "cell_phone_number", "work_phone_number", "home_phone_number",
+    "fax_phone_number", "middle_name", "birthdate", "address", "assigned_date",
+})
+
+
+def _without_empty(record: dict) -> dict:
+    return {k: v for k, v in record.items() if v is not None or k not in OMITTED_WHEN_EMPTY}
 
 
 def parse_iso(value: str) -> datetime | None:
@@ -534,8 +546,8 @@ class MyCaseService(Service):
             for name in client_fields:
                 if name != "id":
                     out[name] = render_ts(client.get(name), n + 7) if name.endswith("_at") else client.get(name)
-            clients.append(out)
-        return {
+            clients.append(_without_empty(out))
+        return _without_empty({
             "id": case.get("id"), "name": case.get("name"), "case_number": case.get("case_number"),
             "description": case.get("description"), "opened_date": case.get("opened_date"),
             "closed_date": case.get("closed_date"), "sol_date": case.get("sol_date"),
@@ -546,7 +558,7 @@ class MyCaseService(Service):
             "staff": staff, "custom_field_values": case.get("custom_field_values") or [],
             "office": case.get("office"),
             "created_at": render_ts(case.get("created_at"), n), "updated_at": render_ts(case.get("updated_at"), n + 1),
-        }
+        })
 
     def _render_client(self, c: dict, on: dict[int, list[int]]) -> dict:
         """A client (person) as GET /clients renders it: `cases` lists every case it is on (`on`)."""
@@ -556,12 +568,12 @@ class MyCaseService(Service):
         out.update(id=c["id"], archived=bool(c.get("archived", False)), cases=cases,
                    custom_field_values=c.get("custom_field_values") or [],
                    created_at=render_ts(c.get("created_at"), n + 5), updated_at=render_ts(c.get("updated_at"), n + 6))
-        return out
+        return _without_empty(out)
 
     def _render_staff(self, s: dict) -> dict:
         n = _as_int(s.get("id")) or 0
         rate = s.get("default_hourly_rate")
-        return {
+        return _without_empty({
             "id": s["id"], "email": s.get("email"), "first_name": s.get("first_name"),
             "middle_initial": s.get("middle_initial"), "last_name": s.get("last_name"),
             "address": s.get("address"), "cell_phone_number": s.get("cell_phone_number"),
@@ -569,7 +581,7 @@ class MyCaseService(Service):
             "type": s.get("type"), "title": s.get("title"), "active": s.get("active", True),
             "default_hourly_rate": str(rate) if rate is not None and n % 2 else rate,
             "created_at": render_ts(s.get("created_at"), n + 2), "updated_at": render_ts(s.get("updated_at"), n + 3),
-        }
+        })
 
     @staticmethod
     def _render_named(r: dict) -> dict:
@@ -578,10 +590,11 @@ class MyCaseService(Service):
                 "updated_at": render_ts(r.get("updated_at"), n + 4)}
 
     def _render_document(self, d: dict) -> dict:
-        return {"id": d["id"], "name": d["name"], "filename": d["filename"], "path": d["path"],
-                "description": d["description"], "assigned_date": d["assigned_date"], "case": {"id": d["case_id"]},
-                "created_at": render_ts(d["created_at"], d["id"]), "updated_at": render_ts(d["updated_at"], d["id"] + 1),
-                "self_url": f"/v1/documents/{d['id']}", "folder": {"id": d["folder_id"]}}
+        return _without_empty({
+            "id": d["id"], "name": d["name"], "filename": d["filename"], "path": d["path"],
+            "description": d["description"], "assigned_date": d["assigned_date"], "case": {"id": d["case_id"]},
+            "created_at": render_ts(d["created_at"], d["id"]), "updated_at": render_ts(d["updated_at"], d["id"] + 1),
+            "self_url": f"/v1/documents/{d['id']}", "folder": {"id": d["folder_id"]}})
 
     @staticmethod
     def _render_version(d: dict, v: dict) -> dict:
