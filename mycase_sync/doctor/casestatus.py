@@ -137,7 +137,8 @@ class CaseStatusLooks:
             raise differs(f"no message carries {', '.join(missing)}",
                           "messages without them are pushed with less (no sender, no date) or wait for their case")
         if unknown:
-            raise differs(f"message types {', '.join(unknown)} besides {', '.join(k for k in kinds if k not in unknown)}",
+            known = ", ".join(k for k in kinds if k not in unknown) or "none known"
+            raise differs(f"message types {', '.join(unknown)} besides {known}",
                           "such a message is still pushed, its note subject without the direction")
         raise ok(f"{len(records)} message(s), types {', '.join(kinds)}")
 
