@@ -34,6 +34,14 @@ def check_casestatus_key(store, api_key: str) -> None:
                           f" the same account, run `{ACCEPT_COMMAND}`")
 
 
+def recorded_key_matches(store, api_key: str) -> bool | None:
+    """Whether the store was built with this Case Status key; None when it has recorded none. Read-only."""
+    identity = store.identity.recorded() or {}
+    if identity.get("casestatus_key_fingerprint") is None:
+        return None
+    return hmac.compare_digest(fingerprint(identity["salt"], api_key), identity["casestatus_key_fingerprint"])
+
+
 def check_mycase_firm(store, firm_uuid: str | None, firm_name: str | None) -> None:
     """Record the MyCase firm on first connection; refuse (exit 2) a connection to another firm.
 

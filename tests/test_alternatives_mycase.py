@@ -4,11 +4,14 @@ alone. Each reaches the end state of the default sandbox (tests/oracle.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 import pytest
 
 from conftest import mapped_cases
 from test_alternatives_casestatus import alternative
-from oracle import assert_job_end_state, assert_matters_once, expected_matters
+from oracle import assert_job_end_state, assert_matters_once, e164, expected_matters
 
 SWITCHES = ("default", "mycase_cases_open_only", "mycase_staff_active_only", "mycase_bare_next_links")
 
@@ -68,3 +71,42 @@ def test_staff_unknown_even_by_id_is_left_off_and_reported_an_unknown_lead_fails
     assert "lead attorney staff id 990002 is not in MyCase" in rows[str(lead)] and ",failed," in rows[str(lead)]
     assert mc.count("GET", r"/v1/staff/990001") == 1 and mc.count("GET", r"/v1/staff/990002") == 1
     assert sandbox.casestatus.case_by_integration_id(str(lead)) is None
+
+
+@pytest.mark.parametrize("sandbox_config", ["default", "mycase_client_edits_keep_case_dates"], indirect=True)
+def test_a_clients_new_mobile_number_reaches_case_status_on_the_next_nightly_run(connected, sandbox, db_path):
+    """Whether or not a client edit moves its cases' updated_at: the nightly run reads the clients edited
+    in its window and re-reads by id only those of their cases the listing did not bring."""
+    assert connected.run("import-matters").code in (0, 1)
+    mc = sandbox.mycase
+    wanted = expected_matters(sandbox)
+    month_ago = sandbox.clock.now() - dt.timedelta(days=31)
+    cases_of = {}
+    for cid, case in mc.cases.items():
+        for client_id in case["clients"]:
+            cases_of.setdefault(client_id, []).append(cid)
+    # a client on imported matters that are all outside the nightly window, with a phone Case Status holds
+    client_id, cases = next((k, v) for k, v in sorted(cases_of.items()) if all(
+        str(c) in wanted and mc.cases[c]["updated_at"] < month_ago for c in v) and e164(mc.clients[k]["cell_phone_number"]))
+    mc.update_client(client_id, cell_phone_number="(415) 555-0132")
+    retried = retried_by_id(db_path)  # failed ones, read by id every night anyway
+    mc.reset_journal()
+    result = connected.run("import-matters")
+    assert result.code in (0, 1), result.output
+    for case_id in cases:
+        held = sandbox.casestatus.case_by_integration_id(str(case_id))["clients"]
+        assert "+14155550132" in [c["cell_phone"] for c in held]
+    assert_matters_once(sandbox, db_path, expected_matters(sandbox))
+    by_id = {int(c) for c in cases} if sandbox.config.mycase_client_edits_keep_case_dates else set()
+    read = {int(e["path"].rsplit("/", 1)[1]) for e in mc.journal if re.fullmatch(r"/v1/cases/\d+", e["path"])}
+    assert read - retried == by_id  # only the cases of the edited client, and only when the listing did not bring them
+
+
+def retried_by_id(db_path) -> set[int]:
+    from mycase_sync.store import open_store
+
+    store = open_store(db_path)
+    try:
+        return {int(mid) for mid, _, _ in store.matters.to_retry()}
+    finally:
+        store.close()

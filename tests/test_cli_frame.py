@@ -45,7 +45,7 @@ def assert_clean(result) -> None:
 
 def test_every_command_is_listed():
     expected = {("auth",), ("auth", "status"), ("auth", "logout"), ("import-matters",), ("push-documents",),
-                ("push-messages",), ("status",), ("demo",), ("sandbox",), ("sandbox", "serve")}
+                ("push-messages",), ("status",), ("doctor",), ("demo",), ("sandbox",), ("sandbox", "serve")}
     assert expected <= set(ALL_COMMANDS)
 
 

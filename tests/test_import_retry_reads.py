@@ -15,7 +15,7 @@ import pytest
 from mycase_sync.errors import ServiceError
 from mycase_sync.report import open_report
 from mycase_sync.store import open_store
-from mycase_sync.sync.matters import ImportRun
+from mycase_sync.sync.import_run import ImportRun
 
 
 class FakeMyCase:

@@ -24,7 +24,7 @@ from mycase_sync.store import MatterState, open_store
 from mycase_sync.store.matters import MatterRow
 from mycase_sync.sync.mapping import MappedMatter, StaffMember, fields_hash
 from mycase_sync.sync.matter_sync import ABSENT, Reached, StaffUsers, judge_failure, sync_matter
-from mycase_sync.sync.matters import ImportRun
+from mycase_sync.sync.import_run import ImportRun
 
 CS = "https://cs.test"
 LEAD = StaffMember(7, "lana@firm.example", "Lana", "Joseph", "attorney")

@@ -280,6 +280,26 @@ def test_status_filter_and_client_expansion(mc):
     assert mc.get("/cases", params={"field[client]": "ssn"}).status_code == 400
 
 
+@pytest.mark.parametrize("keep_case_dates", [False, True])
+def test_clients_list_their_cases_and_an_edit_moves_the_cases_updated_at_unless_switched_off(mc, keep_case_dates):
+    service = mc.service
+    service.client_edits_keep_case_dates = keep_case_dates
+    long_ago = service.clock.now() - timedelta(days=400)
+    service.clients[77] = {"id": 77, "first_name": "Ana", "last_name": "Ruiz", "email": "ana@example.test",
+                           "cell_phone_number": "(305) 555-0100", "created_at": long_ago, "updated_at": long_ago}
+    case = service.add_case(clients=[77], updated_at=long_ago, created_at=long_ago)
+    since = (service.clock.now() - timedelta(days=1)).isoformat()
+    assert walk(mc, "/clients", **{"filter[updated_after]": since})[0] == []
+    service.update_client(77, cell_phone_number="(305) 555-0199")
+    (client,), _ = walk(mc, "/clients", **{"filter[updated_after]": since})
+    assert client["id"] == 77 and client["cases"] == [{"id": case["id"]}]
+    assert client["cell_phone_number"] == "(305) 555-0199"
+    assert mc.get("/clients/77").json()["cases"] == [{"id": case["id"]}]
+    assert mc.get("/clients/78").status_code == 404
+    listed = walk(mc, "/cases", **{"filter[updated_after]": since})[0]
+    assert [c["id"] for c in listed] == ([] if keep_case_dates else [case["id"]])
+
+
 def test_single_case_404_for_unknown_and_deleted(mc):
     case = mc.service.add_case()
     assert mc.get(f"/cases/{case['id']}").json()["name"] == case["name"]

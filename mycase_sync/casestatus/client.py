@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -51,6 +51,7 @@ FILE_CASE_READABLE_ID = "case_readable_id"
 FILE_CASE_INTEGRATION_ID = "case_integration_id"
 FILE_CREATED_AT = "created_at"
 FILE_UPDATED_AT = "updated_at"
+FILE_URL_EXPIRES = ("expires", "Expires")  # a download link's expiry (Unix seconds) in its query, where it says
 
 F_RECORD_ID = "id"  # every listed record's own id
 P_PAGE = "page[number]"
@@ -258,6 +259,16 @@ class CaseStatusClient:
         return json_body(SERVICE, self.request("POST", CASE_REOPEN.format(id=case_id), json={}, retry_unsafe=True), dict)
 
     # --- file bytes -----------------------------------------------------------------------
+    def probe_download(self, url: str) -> int:
+        """The HTTP status a file's download link answers without our key; its bytes are not read."""
+        check_followable_url(url, self.allow_loopback)
+        response = self.downloads.request("GET", url, stream=True, deadline=self.downloads.deadline_for(0))
+        watchdog = getattr(response, "watchdog", None)
+        if watchdog is not None:
+            watchdog.cancel()
+        response.close()
+        return response.status_code
+
     def download(self, url: str, dest: BinaryIO, size: int | None = None) -> int:
         """Stream a file's bytes into `dest` (never whole in memory); returns the byte count.
 
@@ -303,6 +314,16 @@ class CaseStatusClient:
             if watchdog is not None:
                 watchdog.cancel()
             response.close()
+
+
+def link_expires(url: str) -> int | None:
+    """When a download link says it expires (Unix seconds), or None when it does not say."""
+    query = parse_qs(urlsplit(url).query)
+    for name in FILE_URL_EXPIRES:
+        value = (query.get(name) or [""])[0]
+        if value.isascii() and value.isdigit():
+            return int(value)
+    return None
 
 
 def _integration_text(value: Any) -> str | None:

@@ -38,6 +38,7 @@ CASE_DOCUMENTS = "/cases/{id}/documents"
 DOCUMENT_VERSIONS = "/documents/{id}/versions"
 DOCUMENT_DATA = "/documents/{id}/data"  # 302 to a download URL valid for a minute
 CASE_NOTES = "/cases/{id}/notes"
+CLIENTS = "/clients"
 
 # What the push jobs read back: a note's text, a document's description (both carry our marker),
 # and the upload fields of a created document or version
@@ -79,12 +80,18 @@ STAFF_LAST_NAME = "last_name"
 STAFF_TYPE = "type"  # Attorney | Paralegal | Staff (compared case-insensitively)
 STAFF_TYPE_ATTORNEY = "attorney"
 STAFF_TYPE_PARALEGAL = "paralegal"
+STAFF_TYPE_OTHER = "staff"
+FIRM_NAME = "name"  # GET /firm
 # An expanded client (the fields asked for in CLIENT_FIELDS)
 CLIENT_ID = "id"
 CLIENT_FIRST_NAME = "first_name"
 CLIENT_LAST_NAME = "last_name"
 CLIENT_EMAIL = "email"
 CLIENT_CELL_PHONE = "cell_phone_number"
+# A client (person) from GET /clients: the cases it is on, each as {id}
+CLIENT_CASES = "cases"
+CLIENT_CASE_ID = "id"
+CLIENT_UPDATED_AT = "updated_at"
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -146,22 +153,28 @@ class MyCaseClient:
     def firm(self) -> dict:
         return self.get_json(FIRM, expect=dict)
 
+    def list_page(self, path_or_url: str, params: dict | None = None) -> tuple[list, str | None]:
+        """One page of a list, and the URL of `Link: rel="next"` (None on the last page)."""
+        response = self.request("GET", path_or_url, params=params)
+        page = json_body(SERVICE, response, list)
+        return page, response.links.get("next", {}).get("url")
+
+    def follow(self, next_url: str, params: dict) -> tuple[list, str | None]:
+        """The page a next link points at, with our own `params` that the link dropped sent again."""
+        if not _same_origin(next_url, self.base):
+            # Our Bearer token goes with every request of this session: never to another host.
+            raise RefusedURL(urlsplit(next_url).path, "refusing a next-page link that leaves MyCase's API host")
+        dropped = dropped_params(next_url, params)
+        return self.list_page(next_url, {k: params[k] for k in dropped} or None)
+
     def iter_pages(self, path: str, params: dict) -> Iterator[list]:
         """Each page of a list, following `Link: rel="next"` as given (never Item-Count); our own
         query parameters that the link dropped (field[client], filters, page_size) are sent again."""
-        url: str | None = self.base + path
-        again: dict | None = params
+        page, url = self.list_page(path, params)
+        yield page
         while url:
-            response = self.request("GET", url, params=again)
-            page = json_body(SERVICE, response, list)
-            url = response.links.get("next", {}).get("url")
-            if url:
-                kept = parse_qs(urlsplit(url).query, keep_blank_values=True)
-                again = {k: v for k, v in params.items() if k not in kept} or None
+            page, url = self.follow(url, params)
             yield page
-            if url and not _same_origin(url, self.base):
-                # Our Bearer token goes with every request of this session: never to another host.
-                raise RefusedURL(urlsplit(url).path, "refusing a next-page link that leaves MyCase's API host")
 
     def iter_case_pages(self, updated_after: str | None = None, status: str | None = None) -> Iterator[list]:
         """Pages of cases (clients expanded), updated at or after `updated_after` (ISO 8601).
@@ -177,6 +190,10 @@ class MyCaseClient:
             params[P_UPDATED_AFTER] = updated_after
         params[P_STATUS] = status
         yield from self.iter_pages(CASES, params)
+
+    def iter_client_pages(self, updated_after: str) -> Iterator[list]:
+        """Pages of clients (people) created or updated at or after `updated_after`; each lists its cases."""
+        return self.iter_pages(CLIENTS, {P_PAGE_SIZE: PAGE_SIZE, P_UPDATED_AFTER: updated_after})
 
     def get_case(self, case_id: str | int) -> dict | None:
         """One case with clients expanded; None when MyCase no longer has it (404)."""
@@ -269,6 +286,12 @@ class MyCaseClient:
         finally:
             download.close()
         response.close()
+
+
+def dropped_params(next_url: str, params: dict) -> list[str]:
+    """Which of our query `params` a next-page link does not carry."""
+    kept = parse_qs(urlsplit(next_url).query, keep_blank_values=True)
+    return [name for name in params if name not in kept]
 
 
 def _same_origin(url: str, base: str) -> bool:

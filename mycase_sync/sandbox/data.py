@@ -450,6 +450,15 @@ def generate_firm(seed: int, matters: int, now: datetime, activity: bool = True)
             "created_at": created_at, "updated_at": _dt(upd),
         })
 
+    # Editing a client touches its cases (API-NOTES Part 3, as the contract is written): no client was
+    # updated after the last update of every case it is on.
+    last_touch: dict[int, datetime] = {}
+    for case in cases:
+        for cid in case["clients"]:
+            last_touch[cid] = max(last_touch.get(cid, case["updated_at"]), case["updated_at"])
+    for cid, touched in last_touch.items():
+        clients[cid]["updated_at"] = max(clients[cid]["created_at"], min(clients[cid]["updated_at"], touched))
+
     year_cut = _dt(now_ms - ACTIVITY_CASES_MS)
     recent = [c for c in cases if c["updated_at"] >= year_cut]
     pool = recent if len(recent) >= 30 or len(recent) == len(cases) else recent + [

@@ -36,7 +36,23 @@ CLIENT_FIELDS = frozenset({
     "home_phone_number", "fax_phone_number", "contact_group", "birthdate", "created_at", "updated_at",
 })
 CUSTOM_FIELD_FIELDS = frozenset({"id", "field_type"})
+CLIENT_FILTERS = frozenset({"filter[email]", "filter[first_name]", "filter[last_name]", "filter[cell_phone_number]",
+                            "filter[work_phone_number]", "filter[home_phone_number]"})
+CLIENT_RECORD_FIELDS = ("email", "first_name", "middle_name", "last_name", "cell_phone_number", "work_phone_number",
+                        "home_phone_number", "fax_phone_number", "birthdate")
 _PAGING = frozenset({"page_size", "page_token"})
+# Fields MyCase's OpenAPI reference types without null: an empty one is left out of the answer, not
+# sent as null (API-NOTES records no live null for them). case_number, sol_date, closed_date,
+# practice_area and case_stage are documented as nullable and stay null. A deliberately malformed
+# record (a null name) still breaks the reference: the client must survive it.
+OMITTED_WHEN_EMPTY = frozenset({
+    "description", "office", "email", "cell_phone_number", "work_phone_number", "home_phone_number",
+    "fax_phone_number", "middle_name", "birthdate", "address", "assigned_date",
+})
+
+
+def _without_empty(record: dict) -> dict:
+    return {k: v for k, v in record.items() if v is not None or k not in OMITTED_WHEN_EMPTY}
 
 
 def parse_iso(value: str) -> datetime | None:
@@ -148,6 +164,7 @@ class MyCaseService(Service):
         self.cases_open_only = False    # /cases without filter[status] lists open cases only
         self.staff_active_only = False  # /staff without filter[status] lists active staff only
         self.bare_next_links = False    # a next-page link carries page_token alone
+        self.client_edits_keep_case_dates = False  # editing a client leaves its cases' updated_at alone
         self.serve_at_most: int | None = None  # a test knob: pages of at most this many, so small firms span pages
         # A different host name than the API, so a client following a redirect drops its Bearer
         # token the way it would for the real S3 host.
@@ -197,6 +214,22 @@ class MyCaseService(Service):
             if "updated_at" not in fields:
                 case["updated_at"] = self.clock.now()
             return case
+
+    def update_client(self, client_id: int, **fields) -> dict:
+        """A client edited in MyCase: its updated_at moves, and so do its cases' unless
+        client_edits_keep_case_dates (the alternative of API-NOTES Part 3)."""
+        with self.lock:
+            client = self.clients[client_id]
+            client.update(fields)
+            now = self.clock.now()
+            client.setdefault("created_at", now)
+            if "updated_at" not in fields:
+                client["updated_at"] = now
+            if not self.client_edits_keep_case_dates:
+                for case in self.cases.values():
+                    if client_id in (case.get("clients") or []):
+                        case["updated_at"] = client["updated_at"]
+            return client
 
     def add_case(self, **fields) -> dict:
         with self.lock:
@@ -513,8 +546,8 @@ class MyCaseService(Service):
             for name in client_fields:
                 if name != "id":
                     out[name] = render_ts(client.get(name), n + 7) if name.endswith("_at") else client.get(name)
-            clients.append(out)
-        return {
+            clients.append(_without_empty(out))
+        return _without_empty({
             "id": case.get("id"), "name": case.get("name"), "case_number": case.get("case_number"),
             "description": case.get("description"), "opened_date": case.get("opened_date"),
             "closed_date": case.get("closed_date"), "sol_date": case.get("sol_date"),
@@ -525,12 +558,22 @@ class MyCaseService(Service):
             "staff": staff, "custom_field_values": case.get("custom_field_values") or [],
             "office": case.get("office"),
             "created_at": render_ts(case.get("created_at"), n), "updated_at": render_ts(case.get("updated_at"), n + 1),
-        }
+        })
+
+    def _render_client(self, c: dict, on: dict[int, list[int]]) -> dict:
+        """A client (person) as GET /clients renders it: `cases` lists every case it is on (`on`)."""
+        n = _as_int(c.get("id")) or 0
+        cases = [{"id": case_id} for case_id in on.get(c["id"], [])]
+        out = {name: c.get(name) for name in CLIENT_RECORD_FIELDS}
+        out.update(id=c["id"], archived=bool(c.get("archived", False)), cases=cases,
+                   custom_field_values=c.get("custom_field_values") or [],
+                   created_at=render_ts(c.get("created_at"), n + 5), updated_at=render_ts(c.get("updated_at"), n + 6))
+        return _without_empty(out)
 
     def _render_staff(self, s: dict) -> dict:
         n = _as_int(s.get("id")) or 0
         rate = s.get("default_hourly_rate")
-        return {
+        return _without_empty({
             "id": s["id"], "email": s.get("email"), "first_name": s.get("first_name"),
             "middle_initial": s.get("middle_initial"), "last_name": s.get("last_name"),
             "address": s.get("address"), "cell_phone_number": s.get("cell_phone_number"),
@@ -538,7 +581,7 @@ class MyCaseService(Service):
             "type": s.get("type"), "title": s.get("title"), "active": s.get("active", True),
             "default_hourly_rate": str(rate) if rate is not None and n % 2 else rate,
             "created_at": render_ts(s.get("created_at"), n + 2), "updated_at": render_ts(s.get("updated_at"), n + 3),
-        }
+        })
 
     @staticmethod
     def _render_named(r: dict) -> dict:
@@ -547,10 +590,11 @@ class MyCaseService(Service):
                 "updated_at": render_ts(r.get("updated_at"), n + 4)}
 
     def _render_document(self, d: dict) -> dict:
-        return {"id": d["id"], "name": d["name"], "filename": d["filename"], "path": d["path"],
-                "description": d["description"], "assigned_date": d["assigned_date"], "case": {"id": d["case_id"]},
-                "created_at": render_ts(d["created_at"], d["id"]), "updated_at": render_ts(d["updated_at"], d["id"] + 1),
-                "self_url": f"/v1/documents/{d['id']}", "folder": {"id": d["folder_id"]}}
+        return _without_empty({
+            "id": d["id"], "name": d["name"], "filename": d["filename"], "path": d["path"],
+            "description": d["description"], "assigned_date": d["assigned_date"], "case": {"id": d["case_id"]},
+            "created_at": render_ts(d["created_at"], d["id"]), "updated_at": render_ts(d["updated_at"], d["id"] + 1),
+            "self_url": f"/v1/documents/{d['id']}", "folder": {"id": d["folder_id"]}})
 
     @staticmethod
     def _render_version(d: dict, v: dict) -> dict:
@@ -647,6 +691,33 @@ class MyCaseService(Service):
         self._field_list(req, "field[custom_field]", CUSTOM_FIELD_FIELDS)
         with self.lock:
             return self._render_case(self._case_or_404(case_id), client_fields)
+
+    # -- /v1: clients -------------------------------------------------------------------------------
+    @api("GET", "/clients", _PAGING | {"filter[updated_after]"} | CLIENT_FILTERS)
+    def list_clients(self, req: Request) -> Response:
+        after = self._updated_after(req)
+        wanted = {name[len("filter["):-1]: req.param(name) for name in CLIENT_FILTERS if req.param(name) is not None}
+
+        def candidates():
+            return [cid for cid, c in self.clients.items()
+                    if (after is None or _aware(c.get("updated_at")) >= after or _aware(c.get("created_at")) >= after)
+                    and all(c.get(field) == value for field, value in wanted.items())]
+
+        with self.lock:
+            on = self._cases_by_client()
+        return self._list(req, candidates, self.clients.get, lambda c: self._render_client(c, on))
+
+    @api("GET", r"/clients/(\d+)")
+    def get_client(self, req: Request, client_id: str) -> dict:
+        with self.lock:
+            return self._render_client(self._lookup(self.clients, client_id, "Client"), self._cases_by_client())
+
+    def _cases_by_client(self) -> dict[int, list[int]]:
+        on: dict[int, list[int]] = {}
+        for case in self.cases.values():
+            for client_id in case.get("clients") or []:
+                on.setdefault(client_id, []).append(_as_int(case.get("id")))
+        return on
 
     # -- /v1: documents -----------------------------------------------------------------------------
     def _folder(self, case_id: int, names: list[str]) -> dict:

@@ -28,6 +28,8 @@ ALTERNATIVES: dict[str, tuple[str, str, str]] = {
                                  "MyCase GET /v1/staff without filter[status] lists active staff only"),
     "mycase_bare_next_links": ("mycase", "bare_next_links",
                                "MyCase next-page links carry page_token alone (no field[client], no filters)"),
+    "mycase_client_edits_keep_case_dates": ("mycase", "client_edits_keep_case_dates",
+                                            "MyCase client edits leave the updated_at of the client's cases alone"),
 }
 
 
@@ -59,6 +61,7 @@ class SandboxConfig:
     mycase_cases_open_only: bool = False
     mycase_staff_active_only: bool = False
     mycase_bare_next_links: bool = False
+    mycase_client_edits_keep_case_dates: bool = False
 
 
 class Sandbox:

@@ -14,9 +14,13 @@ class IdentityTable:
     def __init__(self, store):
         self.store = store
 
+    def recorded(self) -> dict[str, Any] | None:
+        """The identity as recorded, None before any; never writes (for read-only checks)."""
+        return next(iter(self.store.db.query("select * from identity where id = ?", [IDENTITY_ROW_ID])), None)
+
     def read(self) -> dict[str, Any]:
         """The recorded identity; a new row with a fresh salt the first time it is asked for."""
-        row = next(iter(self.store.db.query("select * from identity where id = ?", [IDENTITY_ROW_ID])), None)
+        row = self.recorded()
         if row is not None:
             return row
         with self.store.transaction() as db:

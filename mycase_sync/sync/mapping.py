@@ -83,6 +83,15 @@ def case_id_of(case: Any) -> str | None:
     return str(number) if number is not None else None
 
 
+def cases_of_client(client: Any) -> list[str]:
+    """The MyCase case ids a client (from GET /clients) is on, as we key on them; what cannot be read is left out."""
+    cases = client.get(mc.CLIENT_CASES) if isinstance(client, dict) else None
+    if not isinstance(cases, list):
+        return []
+    return [mid for mid in (case_id_of({mc.CASE_ID: c.get(mc.CLIENT_CASE_ID)}) for c in cases if isinstance(c, dict))
+            if mid is not None]
+
+
 def parse_day(value: Any, what: str) -> str | None:
     """A date (YYYY-MM-DD, or a date-time whose date part is taken) as YYYY-MM-DD; None when empty.
 
