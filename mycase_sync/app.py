@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from mycase_sync.config import Settings
-from mycase_sync.errors import EXIT_OK, EXIT_PARTIAL, AuthorizationError, SyncError, TemporaryError
+from mycase_sync.errors import EXIT_OK, EXIT_PARTIAL, AuthorizationError, ConfigError, SyncError, TemporaryError
 from mycase_sync.locks import job_lock
 from mycase_sync.output import RUN_LOGGER, set_run_id
 from mycase_sync.signals import Interrupted
@@ -39,6 +39,9 @@ class NoProgress:
 
     def total(self, total: int) -> None:
         pass
+
+
+JOB_SETTINGS = ("MYCASE_CLIENT_ID", "MYCASE_CLIENT_SECRET", "CASESTATUS_API_KEY")  # what every job needs
 
 
 @dataclass
@@ -75,12 +78,26 @@ class App:
     def casestatus(self):
         """The Case Status client, once the store is known to belong to this API key's account."""
         if self._casestatus is None:
-            from mycase_sync.ownership import check_casestatus_key
+            from mycase_sync.ownership import check_casestatus_key, forget_casestatus_key
 
             self.settings.require("CASESTATUS_API_KEY")
-            check_casestatus_key(self.store, self.settings.casestatus_api_key)
+            first_use = check_casestatus_key(self.store, self.settings.casestatus_api_key)
             self._casestatus = self.new_casestatus_client()
+            if first_use:
+                self._casestatus.on_key_refused = lambda: forget_casestatus_key(self.store)
         return self._casestatus
+
+    def check_ready(self) -> None:
+        """What every job checks before it does anything (no request, no file created): the settings it
+        needs (exit 2), and a stored MyCase authorization not known to be missing or expired (exit 3)."""
+        from pathlib import Path
+
+        from mycase_sync.mycase.tokens import NOT_CONNECTED_MESSAGE
+
+        self.settings.require(*JOB_SETTINGS)
+        if not Path(self.settings.db_path).exists():
+            raise AuthorizationError(NOT_CONNECTED_MESSAGE)
+        self.mycase.tokens.ensure_connected()
 
     def new_casestatus_client(self):
         """A Case Status client with no ownership check (for accept-casestatus-key, which makes it)."""
@@ -121,6 +138,9 @@ def run_job(app: App, job: str, work: Callable[[str], dict]) -> int:
             raise
         except TemporaryError as exc:
             finish("temporary", error=str(exc))
+            raise
+        except ConfigError as exc:
+            finish("config", error=str(exc))
             raise
         except SyncError as exc:
             finish("failed", error=str(exc))

@@ -14,7 +14,7 @@ from typing import Any
 
 from mycase_sync.health import connection_problem, connection_summary, format_when
 from mycase_sync.redact import redact
-from mycase_sync.store import ItemState, MatterState, Store
+from mycase_sync.store import ItemState, MatterState, RunOutcome, Store
 from mycase_sync.store.ledger import cutover_key
 from mycase_sync.values import parse_iso, utcnow
 
@@ -24,6 +24,9 @@ STALE_AFTER = {
     "push-documents": dt.timedelta(hours=1),
     "push-messages": dt.timedelta(hours=1),
 }
+FIRST_RUN_GRACE = dt.timedelta(hours=26)  # after `auth`, a job that never ran is "not yet run", not a problem
+# Outcomes no later run can get past alone: said at once, not hours later by the staleness rules.
+STOPPED_ON = {RunOutcome.CONFIG: "a configuration error", RunOutcome.AUTH: "an authorization error"}
 LEDGER_JOBS = {"push-documents": "document", "push-messages": "message"}
 # A run "completed" when it went through its work (RunOutcome.COMPLETED: success, or partial, whose
 # failed records are reported on their own). Staleness is measured from its end.
@@ -124,10 +127,17 @@ def problems(report: dict, now: dt.datetime) -> list[str]:
     connection = connection_problem(report["connection"], now)
     if connection:
         found.append(connection)
+    connected_at = parse_iso(report["connection"].get("connected_at"))
+    new_installation = connected_at is not None and now - connected_at <= FIRST_RUN_GRACE
     for job, info in report["jobs"].items():
+        run = info["last_run"] or {}
+        if run.get("outcome") in STOPPED_ON and not (run["outcome"] == RunOutcome.AUTH and connection):
+            found.append(f"{job}: the last run ({format_when(run['started_at'])}) stopped on"
+                         f" {STOPPED_ON[run['outcome']]}: {run.get('error') or 'no reason recorded'}")
         last = parse_iso(info["last_success"])
         if last is None:
-            found.append(f"{job} has never completed a run")
+            if not new_installation:  # a new installation: "not yet run" for its first 26 hours
+                found.append(f"{job} has never completed a run")
         elif now - last > STALE_AFTER[job]:
             hours = (now - last).total_seconds() / 3600
             found.append(f"{job}: no completed run for {hours:.0f} hours (last {last:%Y-%m-%d %H:%M} UTC):"
@@ -177,7 +187,8 @@ def _jobs_table(jobs: dict):
     row("duration", lambda job: f"{runs[job]['duration_s']:g} s" if runs[job].get("duration_s") is not None else "")
     row("counts", lambda job: ", ".join(
         f"{k} {v}" for k, v in (runs[job].get("counts") or {}).items() if v and k not in DIAGNOSTIC_COUNTS))
-    row("last completed", lambda job: format_when(jobs[job]["last_success"], ""))
+    row("last completed", lambda job: format_when(jobs[job]["last_success"], "") if jobs[job]["last_success"]
+        else "not yet run")
     row("imported / sent", lambda job: str(items[job].get("sent", items[job].get("imported", 0))))
     row("pending", lambda job: str(items[job]["pending"]))
     row("  after an error", lambda job: str(items[job]["retrying"]) if "retrying" in items[job] else "-")

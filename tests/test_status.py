@@ -24,7 +24,7 @@ def seed_token(store, now, **over):
     row = {
         "access_token": "at-0123456789", "refresh_token": "rt-0123456789", "token_type": "Bearer",
         "expires_at": iso(now + dt.timedelta(hours=20)), "refresh_expires_at": iso(now + dt.timedelta(days=13)),
-        "obtained_at": iso(now - dt.timedelta(days=1)), "last_refresh_at": iso(now - dt.timedelta(hours=4)),
+        "obtained_at": iso(now - dt.timedelta(days=30)), "last_refresh_at": iso(now - dt.timedelta(hours=4)),
         "firm_uuid": "f-1", "user_name": "Ada Lovelace", "user_email": "ada@firm.example", "firm_name": "Lovelace LLP",
         "needs_reauth": 0, "reauth_reason": None,
     }
@@ -116,7 +116,7 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
         "connected": True, "needs_reauth": False, "reauth_reason": None, "user": "Ada Lovelace",
         "user_email": "ada@firm.example", "firm": "Lovelace LLP",
         "access_expires_at": iso(now + dt.timedelta(hours=20)), "refresh_expires_at": iso(now + dt.timedelta(days=13)),
-        "last_refresh_at": iso(now - dt.timedelta(hours=4)),
+        "last_refresh_at": iso(now - dt.timedelta(hours=4)), "connected_at": iso(now - dt.timedelta(days=30)),
     }
     jobs = report["jobs"]
     assert list(jobs) == ["import-matters", "push-documents", "push-messages"]

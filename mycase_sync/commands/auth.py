@@ -32,8 +32,15 @@ def auth(ctx: click.Context, no_browser, redirect_url, timeout):
 def auth_status(ctx: click.Context, as_json, verify):
     """Show whether MyCase is connected, as whom, and when the tokens expire (never the tokens).
 
-    Reads the state store only, unless --verify. Exits 0 when connected, 3 when not. Warns when
-    the authorization (refresh token) expires within 3 days: nothing refreshed it for 11 days.
+    Reads the state store only, unless --verify. Warns when the authorization (refresh token)
+    expires within 3 days: nothing refreshed it for 11 days.
+
+    \b
+    Exit codes:
+      0   connected (with --verify: and MyCase answered with it)
+      3   not connected, expired or revoked (with --verify: or MyCase refused it)
+      2   (--verify) a setting is wrong, e.g. MYCASE_API_URL; the line names it
+      75  (--verify) MyCase could not be reached: try again later
     """
     import json
 

@@ -72,6 +72,7 @@ def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, c
     from mycase_sync.sync.matters import import_matters as work
 
     app = ctx.obj.app
+    app.check_ready()
 
     def job(run_id: str) -> dict:
         return work(app, run_id, full=full, since=since_dt, case_ids=list(case_ids), dry_run=dry_run,
@@ -93,6 +94,7 @@ def _push(ctx: click.Context, job: str, work, dry_run, since, all_items, retry_f
     if all_items and since_dt:
         raise click.UsageError("--all cannot be combined with --since")
     app = ctx.obj.app
+    app.check_ready()
     if since_dt is not None:
         from mycase_sync.sync.push import check_cutover
 

@@ -28,5 +28,6 @@ class RunOutcome:
     FAILED = "failed"
     TEMPORARY = "temporary"
     AUTH = "auth"
+    CONFIG = "config"  # a setting refused (a wrong key or URL): every run fails alike until it is fixed
     INTERRUPTED = "interrupted"
     COMPLETED = (SUCCESS, PARTIAL)
