@@ -114,16 +114,19 @@ class App:
             self._store.close()
 
 
-def run_job(app: App, job: str, work: Callable[[str], dict]) -> int:
+def run_job(app: App, job: str, work: Callable[[str], dict], by_hand: bool = False) -> int:
     """Lock the job, record the run, call work(run_id) -> counts, and map the outcome to an exit code.
 
     `work` returns counts; a "failed" count above zero makes the run partial (exit 1).
     Errors are recorded in run history and re-raised for the CLI to print as one line.
     Each finished run leaves one line in the log file (job, outcome, counts, duration).
+    `by_hand`: a part of the job's work (--case, --since), recorded apart from scheduled runs.
     """
+    from mycase_sync.store import RunKind
+
     with job_lock(app.settings.db_path, job):
         store = app.store
-        run_id = store.start_run(job)
+        run_id = store.start_run(job, RunKind.BY_HAND if by_hand else RunKind.SCHEDULED)
         set_run_id(run_id)
         started = time.monotonic()
 

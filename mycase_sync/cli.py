@@ -12,6 +12,7 @@ import sys
 import click
 
 from mycase_sync.commands.auth import auth
+from mycase_sync.commands.ignore import ignore
 from mycase_sync.commands.jobs import import_matters, parse_date, push_documents, push_messages  # noqa: F401
 from mycase_sync.commands.operating import accept_casestatus_key, backup, demo, sandbox, status
 from mycase_sync.errors import EXIT_CONFIG, EXIT_TEMPORARY, LockHeld, SyncError
@@ -75,8 +76,8 @@ def main_group(ctx: click.Context, env_file, verbose, quiet, log_file):
     ctx.call_on_close(ctx.obj.close)
 
 
-for _command in (auth, import_matters, push_documents, push_messages, status, backup, accept_casestatus_key, demo,
-                 sandbox):
+for _command in (auth, import_matters, push_documents, push_messages, status, ignore, backup, accept_casestatus_key,
+                 demo, sandbox):
     main_group.add_command(_command)
 
 

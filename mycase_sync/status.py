@@ -14,7 +14,7 @@ from typing import Any
 
 from mycase_sync.health import connection_problem, connection_summary, format_when
 from mycase_sync.redact import redact
-from mycase_sync.store import ItemState, MatterState, RunOutcome, Store
+from mycase_sync.store import ItemState, MatterState, RunKind, RunOutcome, Store
 from mycase_sync.store.ledger import cutover_key
 from mycase_sync.values import parse_iso, utcnow
 
@@ -65,7 +65,15 @@ def _ledger(store: Store, job: str, kind: str) -> dict[str, Any]:
         "failed_items": [{**item, "last_error": _text(item["last_error"])} for item in summary["failed_items"]],
         "before_cutover": counts.get(ItemState.BEFORE_CUTOVER, 0),
         "cutover": store.get_cursor(cutover_key(job)),
+        **_ignored(store.ledger(kind).ignoring, counts.get(ItemState.IGNORED, 0), ("item_id", "integration_id")),
     }
+
+
+def _ignored(ignoring, count: int, columns: tuple[str, ...]) -> dict[str, Any]:
+    """What the firm gave up (`mycase-sync ignore`): how many, and the latest with why and when."""
+    return {"ignored": count,
+            "ignored_items": [{**row, "reason": _text(row["reason"]), "last_error": _text(row["last_error"])}
+                              for row in ignoring.latest((*columns, "last_error"), SHOWN_ITEMS)]}
 
 
 def _matter_rows(store: Store, state: str) -> list[dict]:
@@ -87,6 +95,7 @@ def _matters(store: Store) -> dict[str, Any]:
         "failed_items": _matter_rows(store, MatterState.FAILED),
         "skipped_items": _matter_rows(store, MatterState.SKIPPED),
         "skipped_reasons": reason_counts(store, MatterState.SKIPPED),
+        **_ignored(store.matters.ignoring, counts.get(MatterState.IGNORED, 0), ("mycase_id", "readable_id")),
     }
 
 
@@ -97,7 +106,8 @@ def collect(store: Store, now: dt.datetime | None = None) -> dict[str, Any]:
     for job in JOBS:
         items = _ledger(store, job, LEDGER_JOBS[job]) if job in LEDGER_JOBS else _matters(store)
         jobs[job] = {
-            "last_run": _run_summary(store.last_run(job)),
+            "last_run": _run_summary(store.last_run(job, kind=RunKind.SCHEDULED)),
+            "last_run_by_hand": _run_summary(store.last_run(job, kind=RunKind.BY_HAND)),
             "last_success": store.last_completed(job),
             "items": items,
         }
@@ -195,6 +205,12 @@ def _jobs_table(jobs: dict):
     row("waiting for case", lambda job: str(items[job]["waiting_for_case"]) if "waiting_for_case" in items[job] else "-")
     row("failed", lambda job: str(items[job]["failed"]))
     row("skipped", lambda job: str(items[job]["skipped"]) if "skipped" in items[job] else "-")
+    if any(items[job]["ignored"] for job in jobs):
+        row("ignored", lambda job: str(items[job]["ignored"]))
+    by_hand = {job: info["last_run_by_hand"] or {} for job, info in jobs.items()}
+    if any(by_hand.values()):
+        row("last run by hand", lambda job: " ".join(filter(None, (
+            format_when(by_hand[job].get("started_at"), "") if by_hand[job] else "", by_hand[job].get("outcome")))))
     if any(items[job].get("before_cutover") for job in jobs):
         row("before cut-over", lambda job: str(items[job]["before_cutover"]) if "before_cutover" in items[job] else "-")
     return table
@@ -222,19 +238,25 @@ def print_table(report: dict, console) -> None:
         say("MyCase: not connected", "bold red")
     console.print(_jobs_table(report["jobs"]))
     for job, info in report["jobs"].items():
-        run = info["last_run"] or {}
-        if run.get("error"):
-            say(f"{job}: last run ended with: {run['error']}")
+        for label, run in (("last run", info["last_run"]), ("last run by hand", info["last_run_by_hand"])):
+            if run and run.get("error"):
+                say(f"{job}: {label} ended with: {run['error']}")
     matters = report["jobs"]["import-matters"]["items"]
     for item in matters["failed_items"]:
         say(f"  failed: MyCase case {item['mycase_id']} ({item['readable_id'] or 'no number'}):"
             f" {item['last_error'] or 'no reason recorded'}")
     for group in matters["skipped_reasons"]:
         say(f"  skipped {group['count']}: {group['reason']}")
+    for item in matters["ignored_items"]:
+        say(f"  ignored: MyCase case {item['mycase_id']} ({item['readable_id'] or 'no number'}) since"
+            f" {format_when(item['ignored_at'])}: {item['reason'] or 'no reason given'}")
     for job, kind in LEDGER_JOBS.items():
         for item in report["jobs"][job]["items"]["failed_items"]:
             say(f"  failed: Case Status {kind} {item['item_id']} (MyCase case {item['integration_id']},"
                 f" {item['attempts']} attempts): {item['last_error'] or 'no reason recorded'}")
+        for item in report["jobs"][job]["items"]["ignored_items"]:
+            say(f"  ignored: Case Status {kind} {item['item_id']} (MyCase case {item['integration_id']}) since"
+                f" {format_when(item['ignored_at'])}: {item['reason'] or 'no reason given'}")
     if report["problems"]:
         say("Problems:", "bold red")
         for line in report["problems"]:

@@ -138,3 +138,24 @@ def test_a_new_installation_is_not_yet_run_for_26_hours_after_auth(sandbox, db_p
     late = status_cli.invoke("status", "--check")
     assert late.code == 1
     assert late.stdout.splitlines() == [f"{job} has never completed a run" for job in JOBS]
+
+
+# --- runs by hand do not hide the nightly (item 3) ---------------------------------------------------
+def test_a_run_by_hand_does_not_hide_a_nightly_that_stopped_completing(connected, sandbox, db_path):
+    assert connected.invoke("import-matters").code in (0, 1)
+    store = open_store(db_path)
+    try:  # the nightly last completed 27 hours ago
+        long_ago = iso(utcnow() - dt.timedelta(hours=27))
+        store.db.execute("update runs set started_at = ?, finished_at = ? where job = 'import-matters'",
+                         [long_ago, long_ago])
+        case = store.db.execute("select mycase_id from matters where state = 'synced' limit 1").fetchone()[0]
+    finally:
+        store.close()
+    assert connected.invoke("import-matters", "--case", case).code == 0
+    check = connected.invoke("status", "--check")
+    assert check.code == 1 and "import-matters: no completed run for 27 hours" in check.stdout
+    jobs = json.loads(connected.invoke("status", "--json").stdout)["jobs"]
+    imp = jobs["import-matters"]
+    assert imp["last_run"]["started_at"] == long_ago and imp["last_success"] == long_ago
+    assert imp["last_run_by_hand"]["outcome"] == "success"
+    assert "last run by hand" in connected.invoke("status").stdout

@@ -23,12 +23,23 @@ def parse_date(value: str | None, option: str) -> dt.datetime | None:
     return moment
 
 
-def _job(ctx: click.Context, job: str, work, dry_run: bool = False) -> None:
-    """Run a job under its lock; a dry run prints its plan and is not recorded as a run."""
+def parse_case_ids(values: tuple[str, ...], option: str) -> list[str]:
+    """MyCase case ids given by hand, as the store keys them; one line naming the first bad one."""
+    from mycase_sync.values import positive_id
+
+    bad = [value for value in values if positive_id(value) is None]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not a MyCase case id (a number)", param_hint=option)
+    return [str(positive_id(value)) for value in values]
+
+
+def _job(ctx: click.Context, job: str, work, dry_run: bool = False, by_hand: bool = False) -> None:
+    """Run a job under its lock; a dry run prints its plan and is not recorded as a run; a run `by_hand`
+    (--case, --since) is recorded apart from the scheduled ones."""
     from mycase_sync.app import run_dry, run_job
 
     if not dry_run:
-        ctx.exit(run_job(ctx.obj.app, job, work))
+        ctx.exit(run_job(ctx.obj.app, job, work, by_hand=by_hand))
     code, counts = run_dry(ctx.obj.app, job, work)
     for line in counts.get("plan", []):
         click.echo(line)
@@ -60,11 +71,7 @@ def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, c
         raise click.UsageError("--full cannot be combined with --since or --case")
     if since_dt and case_ids:
         raise click.UsageError("--since cannot be combined with --case")
-    from mycase_sync.values import positive_id
-
-    bad = [c for c in case_ids if positive_id(c) is None]
-    if bad:
-        raise click.BadParameter(f"{bad[0]!r} is not a MyCase case id (a number)", param_hint="--case")
+    parse_case_ids(case_ids, "--case")
     if report and not report.lower().endswith((".csv", ".json")):
         raise click.BadParameter("the report file must end in .csv or .json", param_hint="--report")
     if report and not os.path.isdir(os.path.dirname(os.path.abspath(report))):
@@ -78,7 +85,7 @@ def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, c
         return work(app, run_id, full=full, since=since_dt, case_ids=list(case_ids), dry_run=dry_run,
                     report=report, create_staff=create_staff or app.settings.create_staff)
 
-    _job(ctx, "import-matters", job, dry_run)
+    _job(ctx, "import-matters", job, dry_run, by_hand=bool(since_dt or case_ids))
 
 
 def _push_options(func):
@@ -103,7 +110,7 @@ def _push(ctx: click.Context, job: str, work, dry_run, since, all_items, retry_f
     def run(run_id: str) -> dict:
         return work(app, run_id, dry_run=dry_run, since=since_dt, all_items=all_items, retry_failed=retry_failed)
 
-    _job(ctx, job, run, dry_run)
+    _job(ctx, job, run, dry_run, by_hand=since_dt is not None)
 
 
 @click.command("push-documents")
