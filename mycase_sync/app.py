@@ -51,6 +51,7 @@ class App:
 
     settings: Settings
     progress: Callable[..., Any] = NoProgress
+    notices: tuple[tuple[str, str], ...] = ()  # (key, line) for the log file, once per store: see Store.first_time
     _store: Any = field(default=None, repr=False)
     _mycase: Any = field(default=None, repr=False)
     _casestatus: Any = field(default=None, repr=False)
@@ -61,6 +62,9 @@ class App:
             from mycase_sync.store import open_store
 
             self._store = open_store(self.settings.db_path)
+            for key, line in self.notices:
+                if self._store.first_time(key):
+                    run_log.warning("%s", line)
         return self._store
 
     @property

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from mycase_sync.commands.config import STATE, reads
+
 # A push item on the command line (KIND:ID) -> its ledger kind and the job that sends it
 ITEM_KINDS = {"document": "push-documents", "message": "push-messages"}
 REASON_LENGTH = 300
@@ -24,7 +26,7 @@ def _items(values: tuple[str, ...]) -> dict[str, list[int]]:
     return found
 
 
-@click.command("ignore", epilog="Settings read: MYCASE_SYNC_DB (`mycase-sync config` shows it).")
+@click.command("ignore", epilog=reads(*STATE))
 @click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("--item", "items", multiple=True, metavar="KIND:ID",
               help="A push item instead of a matter: document:ID or message:ID, the Case Status id `status` lists (repeatable).")

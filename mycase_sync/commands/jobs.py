@@ -10,16 +10,21 @@ import datetime as dt
 
 import click
 
+from mycase_sync.commands.config import CASESTATUS, MYCASE, REQUESTS, STATE, reads
+
 
 def parse_date(value: str | None, option: str) -> dt.datetime | None:
     """A date or date-time given by hand; naive values are taken as UTC."""
-    from mycase_sync.values import parse_timestamp
+    from mycase_sync.values import parse_timestamp, utcnow
 
     if value is None:
         return None
     moment = parse_timestamp(value)
     if moment is None:
         raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD or an ISO 8601 date-time)", param_hint=option)
+    if moment > utcnow():
+        raise click.BadParameter(f"{value!r} is in the future (dates are UTC unless an offset is given)",
+                                 param_hint=option)
     return moment
 
 
@@ -46,7 +51,8 @@ def _job(ctx: click.Context, job: str, work, dry_run: bool = False, by_hand: boo
     ctx.exit(code)
 
 
-@click.command("import-matters")
+@click.command("import-matters", epilog=reads(*MYCASE, *CASESTATUS, *REQUESTS, "MYCASE_SYNC_WORKERS", "MYCASE_SYNC_PHONE_REGION",
+                                                  "MYCASE_SYNC_CREATE_STAFF", *STATE))
 @click.option("--full", is_flag=True, help="Take every matter updated in the last 10 years, as the first run does.")
 @click.option("--since", metavar="DATE", help="Take matters updated since DATE (YYYY-MM-DD or ISO 8601).")
 @click.option("--case", "case_ids", multiple=True, metavar="ID", help="Import just this MyCase case id (repeatable).")
@@ -79,6 +85,7 @@ def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, c
     from mycase_sync.sync.matters import import_matters as work
 
     app = ctx.obj.app
+    app.settings.check_phone_region()
     app.check_ready()
 
     def job(run_id: str) -> dict:
@@ -113,7 +120,7 @@ def _push(ctx: click.Context, job: str, work, dry_run, since, all_items, retry_f
     _job(ctx, job, run, dry_run, by_hand=since_dt is not None)
 
 
-@click.command("push-documents")
+@click.command("push-documents", epilog=reads(*MYCASE, *CASESTATUS, *REQUESTS, "MYCASE_SYNC_WORKERS", "MYCASE_DOCUMENTS_FOLDER", *STATE))
 @_push_options
 @click.pass_context
 def push_documents(ctx: click.Context, dry_run, since, all_items, retry_failed):
@@ -129,7 +136,7 @@ def push_documents(ctx: click.Context, dry_run, since, all_items, retry_failed):
     _push(ctx, "push-documents", work, dry_run, since, all_items, retry_failed)
 
 
-@click.command("push-messages")
+@click.command("push-messages", epilog=reads(*MYCASE, *CASESTATUS, *REQUESTS, "MYCASE_SYNC_WORKERS", *STATE))
 @_push_options
 @click.pass_context
 def push_messages(ctx: click.Context, dry_run, since, all_items, retry_failed):

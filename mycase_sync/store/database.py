@@ -169,6 +169,12 @@ class Store:
         with self.transaction() as db:
             db["cursors"].upsert({"job": job, "value": json.dumps(value), "updated_at": iso(utcnow())}, pk="job")
 
+    def first_time(self, key: str) -> bool:
+        """True the first time `key` is asked for in this store: a notice said once, not every run."""
+        with self.transaction() as db:
+            return db.execute("insert or ignore into cursors (job, value, updated_at) values (?, 'true', ?)",
+                              [f"notice:{key}", iso(utcnow())]).rowcount == 1
+
     # --- run history ---------------------------------------------------------------------
     def start_run(self, job: str, kind: str = RunKind.SCHEDULED) -> str:
         run_id = uuid.uuid4().hex[:12]
