@@ -21,8 +21,10 @@ from mycase_sync.errors import EXIT_CONFIG, EXIT_TEMPORARY, LockHeld, SyncError
 EXIT_CODES_HELP = """\b
 Exit codes:
   0   success
-  1   the run finished but some records failed (recorded, retried next run)
-  2   usage or configuration error
+  1   the run finished but some records failed (recorded, retried next run;
+      `mycase-sync ignore` for one the firm will not fix)
+  2   usage or configuration error, or a key or URL the service refused
+      (the line names the setting; `mycase-sync config` shows them all)
   3   MyCase authorization missing, expired or revoked: run `mycase-sync auth`
   75  temporary: another run of the same job holds its lock (silent off a
       terminal), or a service is still unreachable after the retries;
