@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from conftest import Cli, seed_tokens
+from conftest import Cli, seed_imported, seed_tokens
 from mycase_sync.store import iso, open_store, utcnow
 
 JOBS = ("import-matters", "push-documents", "push-messages")
@@ -159,3 +159,17 @@ def test_a_run_by_hand_does_not_hide_a_nightly_that_stopped_completing(connected
     assert imp["last_run"]["started_at"] == long_ago and imp["last_success"] == long_ago
     assert imp["last_run_by_hand"]["outcome"] == "success"
     assert "last run by hand" in connected.invoke("status").stdout
+
+
+def test_a_push_with_work_and_a_wrong_mycase_api_url_counts_nothing_against_its_items(connected, sandbox, db_path):
+    case = min(seed_imported(sandbox, db_path, [next(iter(sorted(sandbox.mycase.cases)))]))
+    sandbox.casestatus.add_message(case, "incoming", "hello", "Jane Doe")
+    result = connected.invoke("push-messages", extra_env={"MYCASE_API_URL": sandbox.mycase_url + "/v2"})
+    assert result.code == 2, result.output
+    assert one_line(result).startswith(f"mycase-sync: MYCASE_API_URL={sandbox.mycase_url}/v2 has no MyCase API")
+    store = open_store(db_path)
+    try:
+        assert store.db.execute("select max(attempts) from ledger").fetchone()[0] == 0
+    finally:
+        store.close()
+    assert connected.invoke("push-messages").code == 0  # the right URL: sent at once
