@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from mycase_sync.config import Settings
-from mycase_sync.errors import EXIT_OK, EXIT_PARTIAL, AuthorizationError, SyncError, TemporaryError
+from mycase_sync.errors import EXIT_OK, EXIT_PARTIAL, AuthorizationError, ConfigError, SyncError, TemporaryError
 from mycase_sync.locks import job_lock
 from mycase_sync.output import RUN_LOGGER, set_run_id
 from mycase_sync.signals import Interrupted
@@ -41,6 +41,9 @@ class NoProgress:
         pass
 
 
+JOB_SETTINGS = ("MYCASE_CLIENT_ID", "MYCASE_CLIENT_SECRET", "CASESTATUS_API_KEY")  # what every job needs
+
+
 @dataclass
 class App:
     """`progress(description, total=None)` makes the progress display a job updates: the command
@@ -48,6 +51,7 @@ class App:
 
     settings: Settings
     progress: Callable[..., Any] = NoProgress
+    notices: tuple[tuple[str, str], ...] = ()  # (key, line) for the log file, once per store: see Store.first_time
     _store: Any = field(default=None, repr=False)
     _mycase: Any = field(default=None, repr=False)
     _casestatus: Any = field(default=None, repr=False)
@@ -58,6 +62,9 @@ class App:
             from mycase_sync.store import open_store
 
             self._store = open_store(self.settings.db_path)
+            for key, line in self.notices:
+                if self._store.first_time(key):
+                    run_log.warning("%s", line)
         return self._store
 
     @property
@@ -75,12 +82,26 @@ class App:
     def casestatus(self):
         """The Case Status client, once the store is known to belong to this API key's account."""
         if self._casestatus is None:
-            from mycase_sync.ownership import check_casestatus_key
+            from mycase_sync.ownership import check_casestatus_key, forget_casestatus_key
 
             self.settings.require("CASESTATUS_API_KEY")
-            check_casestatus_key(self.store, self.settings.casestatus_api_key)
+            first_use = check_casestatus_key(self.store, self.settings.casestatus_api_key)
             self._casestatus = self.new_casestatus_client()
+            if first_use:
+                self._casestatus.on_key_refused = lambda: forget_casestatus_key(self.store)
         return self._casestatus
+
+    def check_ready(self) -> None:
+        """What every job checks before it does anything (no request, no file created): the settings it
+        needs (exit 2), and a stored MyCase authorization not known to be missing or expired (exit 3)."""
+        from pathlib import Path
+
+        from mycase_sync.mycase.tokens import NOT_CONNECTED_MESSAGE
+
+        self.settings.require(*JOB_SETTINGS)
+        if not Path(self.settings.db_path).exists():
+            raise AuthorizationError(NOT_CONNECTED_MESSAGE)
+        self.mycase.tokens.ensure_connected()
 
     def new_casestatus_client(self):
         """A Case Status client with no ownership check (for accept-casestatus-key, which makes it)."""
@@ -97,16 +118,19 @@ class App:
             self._store.close()
 
 
-def run_job(app: App, job: str, work: Callable[[str], dict]) -> int:
+def run_job(app: App, job: str, work: Callable[[str], dict], by_hand: bool = False) -> int:
     """Lock the job, record the run, call work(run_id) -> counts, and map the outcome to an exit code.
 
     `work` returns counts; a "failed" count above zero makes the run partial (exit 1).
     Errors are recorded in run history and re-raised for the CLI to print as one line.
     Each finished run leaves one line in the log file (job, outcome, counts, duration).
+    `by_hand`: a part of the job's work (--case, --since), recorded apart from scheduled runs.
     """
+    from mycase_sync.store import RunKind
+
     with job_lock(app.settings.db_path, job):
         store = app.store
-        run_id = store.start_run(job)
+        run_id = store.start_run(job, RunKind.BY_HAND if by_hand else RunKind.SCHEDULED)
         set_run_id(run_id)
         started = time.monotonic()
 
@@ -121,6 +145,9 @@ def run_job(app: App, job: str, work: Callable[[str], dict]) -> int:
             raise
         except TemporaryError as exc:
             finish("temporary", error=str(exc))
+            raise
+        except ConfigError as exc:
+            finish("config", error=str(exc))
             raise
         except SyncError as exc:
             finish("failed", error=str(exc))

@@ -12,7 +12,9 @@ import sys
 import click
 
 from mycase_sync.commands.auth import auth
+from mycase_sync.commands.config import config
 from mycase_sync.commands.doctor import doctor
+from mycase_sync.commands.ignore import ignore
 from mycase_sync.commands.jobs import import_matters, parse_date, push_documents, push_messages  # noqa: F401
 from mycase_sync.commands.operating import accept_casestatus_key, backup, demo, sandbox, status
 from mycase_sync.errors import EXIT_CONFIG, EXIT_TEMPORARY, LockHeld, SyncError
@@ -20,8 +22,10 @@ from mycase_sync.errors import EXIT_CONFIG, EXIT_TEMPORARY, LockHeld, SyncError
 EXIT_CODES_HELP = """\b
 Exit codes:
   0   success
-  1   the run finished but some records failed (recorded, retried next run)
-  2   usage or configuration error
+  1   the run finished but some records failed (recorded, retried next run;
+      `mycase-sync ignore` for one the firm will not fix)
+  2   usage or configuration error, or a key or URL the service refused
+      (the line names the setting; `mycase-sync config` shows them all)
   3   MyCase authorization missing, expired or revoked: run `mycase-sync auth`
   75  temporary: another run of the same job holds its lock (silent off a
       terminal), or a service is still unreachable after the retries;
@@ -44,13 +48,18 @@ class Context:
     @property
     def app(self):
         if self._app is None:
-            from mycase_sync.app import App
+            from mycase_sync.app import App, NoProgress
             from mycase_sync.config import load_settings
-            from mycase_sync.output import Progress, setup_logging
+            from mycase_sync.output import Progress, is_terminal, setup_logging
 
             settings = load_settings(self.env_file)
-            setup_logging(self.verbose, self.quiet, self.log_file or settings.log_file)
-            self._app = App(settings, progress=Progress)
+            log_file = self.log_file or settings.log_file
+            setup_logging(self.verbose, self.quiet, log_file)
+            for _, line in settings.warnings:  # cron mails it never; the log file has it once
+                if is_terminal():
+                    click.echo(f"mycase-sync: warning: {line}", err=True)
+            self._app = App(settings, progress=NoProgress if self.quiet else Progress,
+                            notices=settings.warnings if log_file else ())
         return self._app
 
     def close(self) -> None:
@@ -62,7 +71,7 @@ class Context:
 @click.version_option(package_name="mycase-sync")
 @click.option("--env-file", type=click.Path(dir_okay=False), help="Read settings from this file instead of ./.env in the current directory (cron runs in $HOME: give an absolute path).")
 @click.option("-v", "--verbose", count=True, help="Say more (repeat for HTTP-level detail).")
-@click.option("-q", "--quiet", is_flag=True, help="Print errors only, even on a terminal.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or information, even on a terminal: only what cron would mail (failures and errors).")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Append one line per event and one summary line per finished run (UTC time, run id, level, message) to this file, whatever the terminal (or set MYCASE_SYNC_LOG).")
 @click.pass_context
 def main_group(ctx: click.Context, env_file, verbose, quiet, log_file):
@@ -76,8 +85,9 @@ def main_group(ctx: click.Context, env_file, verbose, quiet, log_file):
     ctx.call_on_close(ctx.obj.close)
 
 
-for _command in (auth, import_matters, push_documents, push_messages, status, doctor, backup, accept_casestatus_key,
-                 demo, sandbox):
+from mycase_sync.commands.config import config
+from mycase_sync.commands.doctor import doctor
+from mycase_sync.commands.ignore import ignore
     main_group.add_command(_command)
 
 

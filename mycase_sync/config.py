@@ -28,6 +28,15 @@ DEFAULTS = {
 }
 
 
+# Every setting, in the order `mycase-sync config` shows them; the secrets are shown as set or not set.
+NAMES = ("MYCASE_CLIENT_ID", "MYCASE_CLIENT_SECRET", "MYCASE_REDIRECT_URI", "MYCASE_AUTH_URL", "MYCASE_API_URL",
+         "CASESTATUS_API_URL", "CASESTATUS_API_KEY", "MYCASE_SYNC_DB", "MYCASE_SYNC_LOG", "MYCASE_RATE_LIMIT",
+         "CASESTATUS_RATE_LIMIT", "MYCASE_SYNC_WORKERS", "MYCASE_SYNC_TIMEOUT", "MYCASE_SYNC_BACKOFF",
+         "MYCASE_SYNC_PHONE_REGION", "MYCASE_SYNC_CREATE_STAFF", "MYCASE_DOCUMENTS_FOLDER")
+SECRETS = ("MYCASE_CLIENT_SECRET", "CASESTATUS_API_KEY")
+COMPUTED = ("MYCASE_SYNC_DB", "MYCASE_SYNC_WORKERS", "MYCASE_SYNC_BACKOFF", "MYCASE_SYNC_CREATE_STAFF")  # defaults in code
+
+
 # Default worker pool: enough writers to keep the configured pace when answers take this long.
 ANSWER_SECONDS = 0.25
 MIN_WORKERS, MAX_WORKERS = 8, 64
@@ -77,6 +86,9 @@ def _positive_number(name: str, value: str, kind=float) -> float | int:
     return number
 
 
+FLAG_WORDS = "1/0, true/false, yes/no, on/off"  # what every yes-or-no setting accepts
+
+
 def _flag(name: str, value: str | None) -> bool:
     if value is None or value == "":
         return False
@@ -85,7 +97,7 @@ def _flag(name: str, value: str | None) -> bool:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"{name} must be 1 or 0, got {value!r}")
+    raise ConfigError(f"{name} must be one of {FLAG_WORDS}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,19 @@ class Settings:
     documents_folder: str | None
     log_file: str | None
     backoff_base: float
+    # Where each setting's value came from: "environment", "env file PATH", "default" or "not set".
+    sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    env_file: Path | None = None  # the env file read (--env-file, or ./.env when there is one)
+    warnings: tuple[tuple[str, str], ...] = ()  # (key, line): said on a terminal, and once in the log
+
+    def check_phone_region(self) -> None:
+        """MYCASE_SYNC_PHONE_REGION must be a region phonenumbers knows (else every number is misread).
+        Asked by the commands that read numbers: phonenumbers takes a while to import."""
+        from phonenumbers import SUPPORTED_REGIONS
+
+        if self.phone_region not in SUPPORTED_REGIONS:
+            raise ConfigError(f"MYCASE_SYNC_PHONE_REGION must be a region code phonenumbers knows (as US, CA, GB),"
+                              f" got {self.phone_region!r}")
 
     def require(self, *names: str) -> None:
         """Fail with exit 2 naming the first missing variable (commands call this for what they use)."""
@@ -128,13 +153,13 @@ def load_settings(env_file: str | os.PathLike | None = None, environ: dict[str, 
 
     real = dict(os.environ if environ is None else environ)
     if env_file is not None:
-        path = Path(env_file)
+        path: Path | None = Path(env_file).absolute()
         if not path.is_file():
             raise ConfigError(f"--env-file {env_file}: no such file")
-        from_file = dotenv_values(path)
     else:
-        local = Path.cwd() / ".env"
-        from_file = dotenv_values(local) if local.is_file() else {}
+        path = Path.cwd() / ".env"
+        path = path if path.is_file() else None
+    from_file = dotenv_values(path) if path is not None else {}
     env: dict[str, str] = dict(DEFAULTS)
     env.update({k: v for k, v in from_file.items() if v is not None})
     env.update(real)
@@ -179,4 +204,56 @@ def load_settings(env_file: str | os.PathLike | None = None, environ: dict[str, 
         documents_folder=folder.strip("/") if folder else None,
         log_file=get("MYCASE_SYNC_LOG"),
         backoff_base=_positive_number("MYCASE_SYNC_BACKOFF", get("MYCASE_SYNC_BACKOFF") or "1"),
+        sources={name: _source(name, real, from_file, path) for name in NAMES},
+        env_file=path,
+        warnings=_file_warnings(path, from_file),
     )
+
+
+def _source(name: str, real: dict, from_file: dict, path: Path | None) -> str:
+    if name in real:  # even empty: it hides the file's value and the default
+        return "environment"
+    if (from_file.get(name) or "").strip():
+        return f"env file {path}"
+    return "default" if name in DEFAULTS or name in COMPUTED else "not set"
+
+
+def _file_warnings(path: Path | None, from_file: dict) -> tuple[tuple[str, str], ...]:
+    """A secrets file others can read: one line, keyed by the file's state (a chmod or edit says it again)."""
+    if path is None or not any((from_file.get(name) or "").strip() for name in SECRETS):
+        return ()
+    info = path.stat()
+    readers = [who for who, bits in (("its group", 0o040), ("others", 0o004)) if info.st_mode & bits]
+    if not readers:
+        return ()
+    mode = info.st_mode & 0o777
+    line = (f"{path} holds secrets and can be read by {' and '.join(readers)} (mode {mode:04o}):"
+            f" run `chmod 600 {path}`")
+    return ((f"env-file-readable:{path.resolve()}:{mode:o}:{info.st_ctime_ns}", line),)
+
+
+def effective(settings: Settings) -> list[dict]:
+    """Each setting as the tool uses it (`value`: a secret as "set" or "not set", never itself; None when
+    unset), and where it came from (`from`), in the order of NAMES."""
+    values = {
+        "MYCASE_CLIENT_ID": settings.mycase_client_id,
+        "MYCASE_CLIENT_SECRET": settings.mycase_client_secret,
+        "MYCASE_REDIRECT_URI": settings.mycase_redirect_uri,
+        "MYCASE_AUTH_URL": settings.mycase_auth_url,
+        "MYCASE_API_URL": settings.mycase_api_url,
+        "CASESTATUS_API_URL": settings.casestatus_api_url,
+        "CASESTATUS_API_KEY": settings.casestatus_api_key,
+        "MYCASE_SYNC_DB": str(settings.db_path),
+        "MYCASE_SYNC_LOG": settings.log_file,
+        "MYCASE_RATE_LIMIT": f"{settings.mycase_rate_limit:g}",
+        "CASESTATUS_RATE_LIMIT": f"{settings.casestatus_rate_limit:g}",
+        "MYCASE_SYNC_WORKERS": str(settings.workers),
+        "MYCASE_SYNC_TIMEOUT": f"{settings.timeout:g}",
+        "MYCASE_SYNC_BACKOFF": f"{settings.backoff_base:g}",
+        "MYCASE_SYNC_PHONE_REGION": settings.phone_region,
+        "MYCASE_SYNC_CREATE_STAFF": "1" if settings.create_staff else "0",
+        "MYCASE_DOCUMENTS_FOLDER": settings.documents_folder,
+    }
+    return [{"name": name, "from": settings.sources.get(name, "default"),
+             "value": ("set" if values[name] else "not set") if name in SECRETS else values[name]}
+            for name in NAMES]

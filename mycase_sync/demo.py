@@ -173,7 +173,7 @@ def run_demo(echo: Callable[[str], None], matters: int = 300, verbose: int = 0, 
     """
     from mycase_sync.output import setup_logging
 
-    setup_logging(verbose, quiet=not verbose)  # the jobs' own lines only with -v; never the user's log file
+    setup_logging(verbose, errors_only=not verbose)  # the jobs' own lines only with -v; never the user's log file
     if quiet:
         echo = lambda line: None  # noqa: E731
     started = time.monotonic()

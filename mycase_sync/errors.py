@@ -33,6 +33,15 @@ class ConfigError(SyncError):
     exit_code = EXIT_CONFIG
 
 
+class SettingRefused(ConfigError):
+    """A service refused a setting at first contact (a key it does not know, a URL with nothing behind
+    it): no record is to blame, and every later run would fail alike until the setting is fixed."""
+
+    def __init__(self, setting: str, message: str):
+        super().__init__(message)
+        self.setting = setting
+
+
 class AuthorizationError(SyncError):
     """MyCase refused our credentials for good: a person has to run `mycase-sync auth`."""
 

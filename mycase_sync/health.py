@@ -15,7 +15,7 @@ REFRESH_WARNING = dt.timedelta(days=3)  # a refresh token lives 14 days: 11 with
 
 NOT_CONNECTED: dict[str, Any] = {
     "connected": False, "needs_reauth": False, "reauth_reason": None, "user": None, "user_email": None,
-    "firm": None, "access_expires_at": None, "refresh_expires_at": None, "last_refresh_at": None,
+    "firm": None, "access_expires_at": None, "refresh_expires_at": None, "last_refresh_at": None, "connected_at": None,
 }
 
 
@@ -35,6 +35,7 @@ def connection_summary(store) -> dict[str, Any]:
         "access_expires_at": row.get("expires_at"),
         "refresh_expires_at": row.get("refresh_expires_at"),
         "last_refresh_at": row.get("last_refresh_at"),
+        "connected_at": row.get("obtained_at"),  # when `auth` made this connection
     }
 
 

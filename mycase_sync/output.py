@@ -45,19 +45,21 @@ def is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def setup_logging(verbose: int = 0, quiet: bool = False, log_file: str | None = None) -> None:
+def setup_logging(verbose: int = 0, quiet: bool = False, log_file: str | None = None, errors_only: bool = False) -> None:
+    """The console shows what cron would mail (warnings: failures; errors), plus information on a
+    terminal unless `quiet`; `errors_only` (the demo) hides the warnings too."""
     root = logging.getLogger(LOGGER)
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
     if verbose:
         level = logging.DEBUG
-    elif quiet:
+    elif errors_only:
         level = logging.ERROR
-    elif is_terminal():
-        level = logging.INFO
-    else:
+    elif quiet or not is_terminal():  # -q leaves what cron would mail: warnings (failures) and errors
         level = logging.WARNING
+    else:
+        level = logging.INFO
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level)
     console.setFormatter(logging.Formatter("%(message)s"))

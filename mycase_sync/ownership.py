@@ -22,16 +22,24 @@ def fingerprint(salt: str, api_key: str) -> str:
     return hmac.new(salt.encode(), api_key.encode(), hashlib.sha256).hexdigest()
 
 
-def check_casestatus_key(store, api_key: str) -> None:
-    """Record the key's fingerprint on first use; refuse (exit 2) a store built with another key."""
+def check_casestatus_key(store, api_key: str) -> bool:
+    """Record the key's fingerprint on first use (True: recorded now); refuse (exit 2) a store built
+    with another key."""
     identity = store.identity.read()
     seen = fingerprint(identity["salt"], api_key)
     if identity.get("casestatus_key_fingerprint") is None:
         store.identity.record(casestatus_key_fingerprint=seen)
-    elif not hmac.compare_digest(seen, identity["casestatus_key_fingerprint"]):
+        return True
+    if not hmac.compare_digest(seen, identity["casestatus_key_fingerprint"]):
         raise ConfigError(f"state store {store.path} belongs to the Case Status account of another API key:"
                           " check --env-file and MYCASE_SYNC_DB (nothing was sent); after rotating the key of"
                           f" the same account, run `{ACCEPT_COMMAND}`")
+    return False
+
+
+def forget_casestatus_key(store) -> None:
+    """Undo a first use whose key Case Status refused: the store must not keep a key that never worked."""
+    store.identity.record(casestatus_key_fingerprint=None)
 
 
 def recorded_key_matches(store, api_key: str) -> bool | None:

@@ -22,7 +22,7 @@ COLUMNS = ("mycase_id", "case_id", "action", "changed_fields", "reason")
 class ReportRow:
     mycase_id: str
     case_id: str | None  # the Case ID clients see (readable_id)
-    action: str  # created | updated | closed | reopened | unchanged | skipped | failed (dry run: "would ...")
+    action: str  # created | updated | closed | reopened | unchanged | skipped | failed | ignored (dry run: "would ...")
     changed_fields: list[str] = field(default_factory=list)
     reason: str = ""
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from mycase_sync.health import connection_problem, connection_summary, format_when
 from mycase_sync.redact import redact
-from mycase_sync.store import ItemState, MatterState, Store
+from mycase_sync.store import ItemState, MatterState, RunKind, RunOutcome, Store
 from mycase_sync.store.ledger import cutover_key
 from mycase_sync.values import parse_iso, utcnow
 
@@ -24,6 +24,9 @@ STALE_AFTER = {
     "push-documents": dt.timedelta(hours=1),
     "push-messages": dt.timedelta(hours=1),
 }
+FIRST_RUN_GRACE = dt.timedelta(hours=26)  # after `auth`, a job that never ran is "not yet run", not a problem
+# Outcomes no later run can get past alone: said at once, not hours later by the staleness rules.
+STOPPED_ON = {RunOutcome.CONFIG: "a configuration error", RunOutcome.AUTH: "an authorization error"}
 LEDGER_JOBS = {"push-documents": "document", "push-messages": "message"}
 # A run "completed" when it went through its work (RunOutcome.COMPLETED: success, or partial, whose
 # failed records are reported on their own). Staleness is measured from its end.
@@ -62,7 +65,15 @@ def _ledger(store: Store, job: str, kind: str) -> dict[str, Any]:
         "failed_items": [{**item, "last_error": _text(item["last_error"])} for item in summary["failed_items"]],
         "before_cutover": counts.get(ItemState.BEFORE_CUTOVER, 0),
         "cutover": store.get_cursor(cutover_key(job)),
+        **_ignored(store.ledger(kind).ignoring, counts.get(ItemState.IGNORED, 0), ("item_id", "integration_id")),
     }
+
+
+def _ignored(ignoring, count: int, columns: tuple[str, ...]) -> dict[str, Any]:
+    """What the firm gave up (`mycase-sync ignore`): how many, and the latest with why and when."""
+    return {"ignored": count,
+            "ignored_items": [{**row, "reason": _text(row["reason"]), "last_error": _text(row["last_error"])}
+                              for row in ignoring.latest((*columns, "last_error"), SHOWN_ITEMS)]}
 
 
 def _matter_rows(store: Store, state: str) -> list[dict]:
@@ -84,6 +95,7 @@ def _matters(store: Store) -> dict[str, Any]:
         "failed_items": _matter_rows(store, MatterState.FAILED),
         "skipped_items": _matter_rows(store, MatterState.SKIPPED),
         "skipped_reasons": reason_counts(store, MatterState.SKIPPED),
+        **_ignored(store.matters.ignoring, counts.get(MatterState.IGNORED, 0), ("mycase_id", "readable_id")),
     }
 
 
@@ -94,7 +106,8 @@ def collect(store: Store, now: dt.datetime | None = None) -> dict[str, Any]:
     for job in JOBS:
         items = _ledger(store, job, LEDGER_JOBS[job]) if job in LEDGER_JOBS else _matters(store)
         jobs[job] = {
-            "last_run": _run_summary(store.last_run(job)),
+            "last_run": _run_summary(store.last_run(job, kind=RunKind.SCHEDULED)),
+            "last_run_by_hand": _run_summary(store.last_run(job, kind=RunKind.BY_HAND)),
             "last_success": store.last_completed(job),
             "items": items,
         }
@@ -124,10 +137,17 @@ def problems(report: dict, now: dt.datetime) -> list[str]:
     connection = connection_problem(report["connection"], now)
     if connection:
         found.append(connection)
+    connected_at = parse_iso(report["connection"].get("connected_at"))
+    new_installation = connected_at is not None and now - connected_at <= FIRST_RUN_GRACE
     for job, info in report["jobs"].items():
+        run = info["last_run"] or {}
+        if run.get("outcome") in STOPPED_ON and not (run["outcome"] == RunOutcome.AUTH and connection):
+            found.append(f"{job}: the last run ({format_when(run['started_at'])}) stopped on"
+                         f" {STOPPED_ON[run['outcome']]}: {run.get('error') or 'no reason recorded'}")
         last = parse_iso(info["last_success"])
         if last is None:
-            found.append(f"{job} has never completed a run")
+            if not new_installation:  # a new installation: "not yet run" for its first 26 hours
+                found.append(f"{job} has never completed a run")
         elif now - last > STALE_AFTER[job]:
             hours = (now - last).total_seconds() / 3600
             found.append(f"{job}: no completed run for {hours:.0f} hours (last {last:%Y-%m-%d %H:%M} UTC):"
@@ -177,13 +197,20 @@ def _jobs_table(jobs: dict):
     row("duration", lambda job: f"{runs[job]['duration_s']:g} s" if runs[job].get("duration_s") is not None else "")
     row("counts", lambda job: ", ".join(
         f"{k} {v}" for k, v in (runs[job].get("counts") or {}).items() if v and k not in DIAGNOSTIC_COUNTS))
-    row("last completed", lambda job: format_when(jobs[job]["last_success"], ""))
+    row("last completed", lambda job: format_when(jobs[job]["last_success"], "") if jobs[job]["last_success"]
+        else "not yet run")
     row("imported / sent", lambda job: str(items[job].get("sent", items[job].get("imported", 0))))
     row("pending", lambda job: str(items[job]["pending"]))
     row("  after an error", lambda job: str(items[job]["retrying"]) if "retrying" in items[job] else "-")
     row("waiting for case", lambda job: str(items[job]["waiting_for_case"]) if "waiting_for_case" in items[job] else "-")
     row("failed", lambda job: str(items[job]["failed"]))
     row("skipped", lambda job: str(items[job]["skipped"]) if "skipped" in items[job] else "-")
+    if any(items[job]["ignored"] for job in jobs):
+        row("ignored", lambda job: str(items[job]["ignored"]))
+    by_hand = {job: info["last_run_by_hand"] or {} for job, info in jobs.items()}
+    if any(by_hand.values()):
+        row("last run by hand", lambda job: " ".join(filter(None, (
+            format_when(by_hand[job].get("started_at"), "") if by_hand[job] else "", by_hand[job].get("outcome")))))
     if any(items[job].get("before_cutover") for job in jobs):
         row("before cut-over", lambda job: str(items[job]["before_cutover"]) if "before_cutover" in items[job] else "-")
     return table
@@ -211,19 +238,25 @@ def print_table(report: dict, console) -> None:
         say("MyCase: not connected", "bold red")
     console.print(_jobs_table(report["jobs"]))
     for job, info in report["jobs"].items():
-        run = info["last_run"] or {}
-        if run.get("error"):
-            say(f"{job}: last run ended with: {run['error']}")
+        for label, run in (("last run", info["last_run"]), ("last run by hand", info["last_run_by_hand"])):
+            if run and run.get("error"):
+                say(f"{job}: {label} ended with: {run['error']}")
     matters = report["jobs"]["import-matters"]["items"]
     for item in matters["failed_items"]:
         say(f"  failed: MyCase case {item['mycase_id']} ({item['readable_id'] or 'no number'}):"
             f" {item['last_error'] or 'no reason recorded'}")
     for group in matters["skipped_reasons"]:
         say(f"  skipped {group['count']}: {group['reason']}")
+    for item in matters["ignored_items"]:
+        say(f"  ignored: MyCase case {item['mycase_id']} ({item['readable_id'] or 'no number'}) since"
+            f" {format_when(item['ignored_at'])}: {item['reason'] or 'no reason given'}")
     for job, kind in LEDGER_JOBS.items():
         for item in report["jobs"][job]["items"]["failed_items"]:
             say(f"  failed: Case Status {kind} {item['item_id']} (MyCase case {item['integration_id']},"
                 f" {item['attempts']} attempts): {item['last_error'] or 'no reason recorded'}")
+        for item in report["jobs"][job]["items"]["ignored_items"]:
+            say(f"  ignored: Case Status {kind} {item['item_id']} (MyCase case {item['integration_id']}) since"
+                f" {format_when(item['ignored_at'])}: {item['reason'] or 'no reason given'}")
     if report["problems"]:
         say("Problems:", "bold red")
         for line in report["problems"]:

@@ -124,6 +124,21 @@ def test_blocking_lock_excludes_and_waits(db_path):
     assert acquired.is_set()
 
 
+def connect(db_path) -> None:
+    """A MyCase connection in the store, as `mycase-sync auth` leaves it (tokens valid for a day)."""
+    import datetime as dt
+
+    from mycase_sync.store import iso, open_store, utcnow
+
+    store = open_store(db_path)
+    try:
+        later = iso(utcnow() + dt.timedelta(days=1))
+        store.tokens.replace({"access_token": "access-token-value", "refresh_token": "refresh-token-value",
+                              "expires_at": later, "refresh_expires_at": later, "obtained_at": iso(utcnow())})
+    finally:
+        store.close()
+
+
 def test_cli_second_run_of_the_same_job_exits_75_at_once(db_path, tmp_path):
     cli = Cli(
         env={
@@ -139,6 +154,7 @@ def test_cli_second_run_of_the_same_job_exits_75_at_once(db_path, tmp_path):
         cwd=tmp_path,
     )
     log_file = tmp_path / "sync.log"
+    connect(db_path)  # a job on a store never authorised stops at once with exit 3, lock or not
     with job_lock(db_path, "push-messages"):
         # a blocking lock would hang until the timeout fails the test
         result = cli.run("--log-file", str(log_file), "push-messages", timeout=60)

@@ -95,15 +95,15 @@ def test_not_a_terminal_info_stays_off_stderr_warnings_do_not(log, capsys):
     assert capsys.readouterr().err == "message 7 parked as failed\n"
 
 
-def test_on_a_terminal_info_is_shown_unless_quiet(log, capsys, monkeypatch):
+def test_on_a_terminal_info_is_shown_unless_quiet_and_quiet_never_hides_a_failure(log, capsys, monkeypatch):
     monkeypatch.setattr(output, "is_terminal", lambda: True)
     setup_logging()
     log.info("pushed 3 messages")
     assert capsys.readouterr().err == "pushed 3 messages\n"
     setup_logging(quiet=True)
     log.info("pushed 3 messages")
-    log.warning("a warning")
-    assert capsys.readouterr().err == ""
+    log.warning("message 7 failed")
+    assert capsys.readouterr().err == "message 7 failed\n"  # what cron would mail, -q or not
 
 
 def test_an_unwritable_log_file_is_a_config_error(tmp_path, log):

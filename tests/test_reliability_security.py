@@ -20,7 +20,7 @@ import requests_mock as rm
 from conftest import Cli, active_cases, assert_no_secrets, find_secrets, seed_imported, store_text_without_tokens
 from mycase_sync.casestatus.client import CaseStatusClient
 from mycase_sync.config import load_settings
-from mycase_sync.errors import ServiceError, TemporaryError
+from mycase_sync.errors import ServiceError, SyncError, TemporaryError
 from mycase_sync.http import ServiceSession, check_followable_url
 from mycase_sync.mycase.client import MyCaseClient
 from mycase_sync.store import open_store
@@ -393,7 +393,7 @@ def test_a_redirect_to_another_host_drops_the_bearer_token(requests_mock):
 def test_errors_quote_the_service_but_never_our_credentials(casestatus_client, requests_mock):
     requests_mock.get("https://casestatus.example/v1/api/users", status_code=401,
                       json={"errors": [{"field": "Authorization", "message": f"Invalid API key ApiKey {API_KEY}"}]})
-    with pytest.raises(ServiceError) as caught:
+    with pytest.raises(SyncError) as caught:  # refused at first contact: the setting is named (exit 2)
         casestatus_client.list_users()
     assert API_KEY not in str(caught.value) and "HTTP 401" in str(caught.value)
 

@@ -24,7 +24,7 @@ def seed_token(store, now, **over):
     row = {
         "access_token": "at-0123456789", "refresh_token": "rt-0123456789", "token_type": "Bearer",
         "expires_at": iso(now + dt.timedelta(hours=20)), "refresh_expires_at": iso(now + dt.timedelta(days=13)),
-        "obtained_at": iso(now - dt.timedelta(days=1)), "last_refresh_at": iso(now - dt.timedelta(hours=4)),
+        "obtained_at": iso(now - dt.timedelta(days=30)), "last_refresh_at": iso(now - dt.timedelta(hours=4)),
         "firm_uuid": "f-1", "user_name": "Ada Lovelace", "user_email": "ada@firm.example", "firm_name": "Lovelace LLP",
         "needs_reauth": 0, "reauth_reason": None,
     }
@@ -116,12 +116,13 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
         "connected": True, "needs_reauth": False, "reauth_reason": None, "user": "Ada Lovelace",
         "user_email": "ada@firm.example", "firm": "Lovelace LLP",
         "access_expires_at": iso(now + dt.timedelta(hours=20)), "refresh_expires_at": iso(now + dt.timedelta(days=13)),
-        "last_refresh_at": iso(now - dt.timedelta(hours=4)),
+        "last_refresh_at": iso(now - dt.timedelta(hours=4)), "connected_at": iso(now - dt.timedelta(days=30)),
     }
     jobs = report["jobs"]
     assert list(jobs) == ["import-matters", "push-documents", "push-messages"]
     for info in jobs.values():
-        assert set(info) == {"last_run", "last_success", "items"}
+        assert set(info) == {"last_run", "last_run_by_hand", "last_success", "items"}
+        assert info["last_run_by_hand"] is None
         assert set(info["last_run"]) == {"run_id", "started_at", "finished_at", "duration_s", "outcome", "counts", "error"}
 
     imp = jobs["import-matters"]
@@ -139,6 +140,7 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
         "skipped_items": [{"mycase_id": "6", "readable_id": "C-6", "attempts": 1,
                            "last_error": "no name and no case number"}],
         "skipped_reasons": [{"reason": "no name and no case number", "count": 1}],
+        "ignored": 0, "ignored_items": [],
     }
 
     docs = jobs["push-documents"]
@@ -147,7 +149,7 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
     assert docs["last_run"]["duration_s"] == 1.0
     assert docs["last_success"] == iso(now - dt.timedelta(minutes=40) + dt.timedelta(seconds=3))
     assert docs["items"] == {"sent": 1, "pending": 2, "retrying": 1, "waiting_for_case": 1, "failed": 0, "failed_items": [],
-                             "before_cutover": 0, "cutover": None}
+                             "before_cutover": 0, "cutover": None, "ignored": 0, "ignored_items": []}
 
     msgs = jobs["push-messages"]
     assert msgs["last_run"]["run_id"] == "msg-last"
@@ -157,7 +159,7 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
         "sent": 2, "pending": 0, "retrying": 0, "waiting_for_case": 0, "failed": 1,
         "failed_items": [{"item_id": 22, "integration_id": "1001", "attempts": 5,
                           "last_error": "MyCase POST /v1/cases/3/notes: HTTP 422: too long"}],
-        "before_cutover": 0, "cutover": None,
+        "before_cutover": 0, "cutover": None, "ignored": 0, "ignored_items": [],
     }
 
     assert report["healthy"] is False
@@ -178,7 +180,7 @@ def test_empty_store_reports_every_job_as_never_run(store):
         assert info["last_run"] is None and info["last_success"] is None
     assert report["jobs"]["push-messages"]["items"] == {
         "sent": 0, "pending": 0, "retrying": 0, "waiting_for_case": 0, "failed": 0, "failed_items": [],
-        "before_cutover": 0, "cutover": None}
+        "before_cutover": 0, "cutover": None, "ignored": 0, "ignored_items": []}
     assert report["problems"] == [
         "MyCase is not connected: run `mycase-sync auth`",
         "import-matters has never completed a run",

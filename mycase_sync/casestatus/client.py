@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from mycase_sync.errors import ServiceError
+from mycase_sync.errors import ServiceError, SettingRefused
 from mycase_sync.http import (BROKEN, DOWNLOAD_CEILING, UNDECLARED_DOWNLOAD_DEADLINE, ServiceSession,
-                               check_followable_url, json_body, parse_json, raise_for_status)
+                               check_followable_url, error_detail, json_body, parse_json, raise_for_status)
 from mycase_sync.netaddr import is_loopback_url
 from mycase_sync.values import positive_id
 
@@ -32,6 +32,7 @@ CASE_CLOSE = "/v1/api/cases/{id}/close"
 CASE_REOPEN = "/v1/api/cases/{id}/reopen"
 MESSAGES = "/v1/api/messages"
 FILES = "/v1/api/files"
+LISTS = (USERS, CASES, MESSAGES, FILES)  # every account has these: a 404 on one means a wrong base URL
 
 # A message (GET /v1/api/messages) and a file (GET /v1/api/files), as the push jobs read them
 MSG_TYPE = "type"
@@ -154,13 +155,37 @@ class CaseStatusClient:
         # File downloads: a link that needs no key; never send it ours.
         self.downloads = ServiceSession("Case Status files", 1000.0, settings.timeout, settings.backoff_base)
         self.allow_loopback = is_loopback_url(self.base)
+        self.reached = False  # Case Status has accepted one of our requests: the key and URL are right
+        self.on_key_refused = None  # called (once) when the key is refused at first contact
 
     def close(self) -> None:
         self.session.close()
         self.downloads.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.request(method, self.base + path, **kwargs)
+        response = self.session.request(method, self.base + path, **kwargs)
+        if not self.reached:
+            self._first_contact(method, path, response)
+        return response
+
+    def _first_contact(self, method: str, path: str, response: requests.Response) -> None:
+        """A key or URL refused on the first request is a setting to fix (exit 2), not a record's failure."""
+        status = response.status_code
+        if status < 400:
+            self.reached = True
+            return
+        where = f"{SERVICE} {method} {path}: HTTP {status}"
+        if status in (401, 403):
+            detail = error_detail(response)
+            response.close()
+            if self.on_key_refused is not None:
+                self.on_key_refused()
+            raise SettingRefused("CASESTATUS_API_KEY", f"CASESTATUS_API_KEY was refused by Case Status ({where}"
+                                 f"{': ' + detail if detail else ''}): check the key Case Status gave your firm")
+        if status == 404 and path in LISTS:
+            response.close()
+            raise SettingRefused("CASESTATUS_API_URL", f"CASESTATUS_API_URL={self.base} has no Case Status API behind"
+                                 f" it ({where}, a path every account has): check the address (without /v1)")
 
     # --- lists ----------------------------------------------------------------------------
     def list_page(self, path: str, page: int, size: int = PAGE_SIZE, params: dict | None = None) -> list[dict]:

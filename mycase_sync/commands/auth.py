@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from mycase_sync.commands.config import MYCASE, REQUESTS, STATE, reads
 
-@click.group(invoke_without_command=True)
+
+@click.group(invoke_without_command=True, epilog=reads(*MYCASE, "MYCASE_REDIRECT_URI", *REQUESTS, *STATE))
 @click.option("--no-browser", is_flag=True, help="Print the authorization URL on one line instead of opening a browser (for SSH sessions: forward the redirect port with ssh -L).")
 @click.option("--redirect-url", is_flag=False, flag_value="", default=None, metavar="URL",
               help="Finish from the URL the browser landed on (paste it; without a value you are prompted, since URLs with & get mangled by shells).")
@@ -25,15 +27,22 @@ def auth(ctx: click.Context, no_browser, redirect_url, timeout):
     click.echo(connected_line(who))
 
 
-@auth.command("status")
+@auth.command("status", epilog=reads(*STATE, *MYCASE, *REQUESTS, note=" (the last seven with --verify only)"))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--verify", is_flag=True, help="Also call MyCase to prove the connection works (refreshing the token if due).")
 @click.pass_context
 def auth_status(ctx: click.Context, as_json, verify):
     """Show whether MyCase is connected, as whom, and when the tokens expire (never the tokens).
 
-    Reads the state store only, unless --verify. Exits 0 when connected, 3 when not. Warns when
-    the authorization (refresh token) expires within 3 days: nothing refreshed it for 11 days.
+    Reads the state store only, unless --verify. Warns when the authorization (refresh token)
+    expires within 3 days: nothing refreshed it for 11 days.
+
+    \b
+    Exit codes:
+      0   connected (with --verify: and MyCase answered with it)
+      3   not connected, expired or revoked (with --verify: or MyCase refused it)
+      2   (--verify) a setting is wrong, e.g. MYCASE_API_URL; the line names it
+      75  (--verify) MyCase could not be reached: try again later
     """
     import json
 
@@ -62,7 +71,7 @@ def auth_status(ctx: click.Context, as_json, verify):
     ctx.exit(0 if report["connected"] else 3)
 
 
-@auth.command("logout")
+@auth.command("logout", epilog=reads(*STATE))
 @click.pass_context
 def auth_logout(ctx: click.Context):
     """Delete the stored MyCase tokens."""

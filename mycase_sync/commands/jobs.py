@@ -10,32 +10,49 @@ import datetime as dt
 
 import click
 
+from mycase_sync.commands.config import CASESTATUS, MYCASE, REQUESTS, STATE, reads
+
 
 def parse_date(value: str | None, option: str) -> dt.datetime | None:
     """A date or date-time given by hand; naive values are taken as UTC."""
-    from mycase_sync.values import parse_timestamp
+    from mycase_sync.values import parse_timestamp, utcnow
 
     if value is None:
         return None
     moment = parse_timestamp(value)
     if moment is None:
         raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD or an ISO 8601 date-time)", param_hint=option)
+    if moment > utcnow():
+        raise click.BadParameter(f"{value!r} is in the future (dates are UTC unless an offset is given)",
+                                 param_hint=option)
     return moment
 
 
-def _job(ctx: click.Context, job: str, work, dry_run: bool = False) -> None:
-    """Run a job under its lock; a dry run prints its plan and is not recorded as a run."""
+def parse_case_ids(values: tuple[str, ...], option: str) -> list[str]:
+    """MyCase case ids given by hand, as the store keys them; one line naming the first bad one."""
+    from mycase_sync.values import positive_id
+
+    bad = [value for value in values if positive_id(value) is None]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not a MyCase case id (a number)", param_hint=option)
+    return [str(positive_id(value)) for value in values]
+
+
+def _job(ctx: click.Context, job: str, work, dry_run: bool = False, by_hand: bool = False) -> None:
+    """Run a job under its lock; a dry run prints its plan and is not recorded as a run; a run `by_hand`
+    (--case, --since) is recorded apart from the scheduled ones."""
     from mycase_sync.app import run_dry, run_job
 
     if not dry_run:
-        ctx.exit(run_job(ctx.obj.app, job, work))
+        ctx.exit(run_job(ctx.obj.app, job, work, by_hand=by_hand))
     code, counts = run_dry(ctx.obj.app, job, work)
     for line in counts.get("plan", []):
         click.echo(line)
     ctx.exit(code)
 
 
-@click.command("import-matters")
+@click.command("import-matters", epilog=reads(*MYCASE, *CASESTATUS, *REQUESTS, "MYCASE_SYNC_WORKERS", "MYCASE_SYNC_PHONE_REGION",
+                                                  "MYCASE_SYNC_CREATE_STAFF", *STATE))
 @click.option("--full", is_flag=True, help="Take every matter updated in the last 10 years, as the first run does.")
 @click.option("--since", metavar="DATE", help="Take matters updated since DATE (YYYY-MM-DD or ISO 8601).")
 @click.option("--case", "case_ids", multiple=True, metavar="ID", help="Import just this MyCase case id (repeatable).")
@@ -60,11 +77,7 @@ def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, c
         raise click.UsageError("--full cannot be combined with --since or --case")
     if since_dt and case_ids:
         raise click.UsageError("--since cannot be combined with --case")
-    from mycase_sync.values import positive_id
-
-    bad = [c for c in case_ids if positive_id(c) is None]
-    if bad:
-        raise click.BadParameter(f"{bad[0]!r} is not a MyCase case id (a number)", param_hint="--case")
+    parse_case_ids(case_ids, "--case")
     if report and not report.lower().endswith((".csv", ".json")):
         raise click.BadParameter("the report file must end in .csv or .json", param_hint="--report")
     if report and not os.path.isdir(os.path.dirname(os.path.abspath(report))):
@@ -72,12 +85,14 @@ def import_matters(ctx: click.Context, full, since, case_ids, dry_run, report, c
     from mycase_sync.sync.matters import import_matters as work
 
     app = ctx.obj.app
+    app.settings.check_phone_region()
+    app.check_ready()
 
     def job(run_id: str) -> dict:
         return work(app, run_id, full=full, since=since_dt, case_ids=list(case_ids), dry_run=dry_run,
                     report=report, create_staff=create_staff or app.settings.create_staff)
 
-    _job(ctx, "import-matters", job, dry_run)
+    _job(ctx, "import-matters", job, dry_run, by_hand=bool(since_dt or case_ids))
 
 
 def _push_options(func):
@@ -93,6 +108,7 @@ def _push(ctx: click.Context, job: str, work, dry_run, since, all_items, retry_f
     if all_items and since_dt:
         raise click.UsageError("--all cannot be combined with --since")
     app = ctx.obj.app
+    app.check_ready()
     if since_dt is not None:
         from mycase_sync.sync.push import check_cutover
 
@@ -101,10 +117,10 @@ def _push(ctx: click.Context, job: str, work, dry_run, since, all_items, retry_f
     def run(run_id: str) -> dict:
         return work(app, run_id, dry_run=dry_run, since=since_dt, all_items=all_items, retry_failed=retry_failed)
 
-    _job(ctx, job, run, dry_run)
+    _job(ctx, job, run, dry_run, by_hand=since_dt is not None)
 
 
-@click.command("push-documents")
+@click.command("push-documents", epilog=reads(*MYCASE, *CASESTATUS, *REQUESTS, "MYCASE_SYNC_WORKERS", "MYCASE_DOCUMENTS_FOLDER", *STATE))
 @_push_options
 @click.pass_context
 def push_documents(ctx: click.Context, dry_run, since, all_items, retry_failed):
@@ -120,7 +136,7 @@ def push_documents(ctx: click.Context, dry_run, since, all_items, retry_failed):
     _push(ctx, "push-documents", work, dry_run, since, all_items, retry_failed)
 
 
-@click.command("push-messages")
+@click.command("push-messages", epilog=reads(*MYCASE, *CASESTATUS, *REQUESTS, "MYCASE_SYNC_WORKERS", *STATE))
 @_push_options
 @click.pass_context
 def push_messages(ctx: click.Context, dry_run, since, all_items, retry_failed):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from mycase_sync.commands.config import CASESTATUS, REQUESTS, STATE, reads
 
-@click.command("status")
+
+@click.command("status", epilog=reads(*STATE))
 @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object (keys in the README).")
 @click.option("--check", is_flag=True,
               help="Print only the problems, one line each, and exit 1 if there are any; print nothing and exit 0 when healthy.")
@@ -36,7 +38,7 @@ def status(ctx: click.Context, as_json, check):
     ctx.exit(1 if check and report["problems"] else 0)
 
 
-@click.command("backup")
+@click.command("backup", epilog=reads(*STATE))
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.pass_context
 def backup(ctx: click.Context, file):
@@ -55,7 +57,7 @@ def backup(ctx: click.Context, file):
     click.echo(f"Backed up {app.settings.db_path} to {written}.")
 
 
-@click.command("accept-casestatus-key")
+@click.command("accept-casestatus-key", epilog=reads(*CASESTATUS, *REQUESTS, *STATE))
 @click.pass_context
 def accept_casestatus_key(ctx: click.Context):
     """Record the configured CASESTATUS_API_KEY as this state store's, after rotating the key.
@@ -76,7 +78,7 @@ def accept_casestatus_key(ctx: click.Context):
     click.echo(f"Recorded the new Case Status API key for {app.settings.db_path} ({checked}).")
 
 
-@click.command("demo")
+@click.command("demo", epilog="Settings read: none (the demo uses a sandbox and a throw-away state store).")
 @click.option("--matters", type=click.IntRange(10, 5000), default=300, show_default=True, metavar="N",
               help="How many matters the sample firm has.")
 @click.pass_context

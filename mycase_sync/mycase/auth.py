@@ -32,7 +32,8 @@ from oauthlib.oauth2 import (
     WebApplicationClient,
 )
 
-from mycase_sync.errors import REAUTH_MESSAGE, AuthorizationError, SyncError
+from mycase_sync.errors import (REAUTH_MESSAGE, AuthorizationError, OutcomeUnknown, ServiceError, SyncError,
+                                TemporaryError)
 from mycase_sync.mycase.tokens import (
     NOT_CONNECTED_MESSAGE, TokenRefused, delete_tokens, post_tokens, save_identity, save_token_set,
     token_session, user_fields,
@@ -331,7 +332,14 @@ def verify_connection(app) -> dict[str, Any]:
     report = connection_report(app)
     if not report["connected"]:
         raise AuthorizationError(REAUTH_MESSAGE if report["needs_reauth"] else NOT_CONNECTED_MESSAGE)
-    me = app.mycase.me()
+    try:
+        me = app.mycase.me()
+    except OutcomeUnknown as exc:  # asked, no answer: MyCase is unreachable for now (exit 75)
+        raise TemporaryError(f"{exc}; try again later") from None
+    except ServiceError as exc:
+        if isinstance(exc, TemporaryError):
+            raise
+        raise AuthorizationError(f"MyCase did not accept the stored connection ({exc}): run `mycase-sync auth`") from None
     report["verified"] = True
     report["verified_as"] = me.get("email")
     report.update({k: v for k, v in connection_report(app).items() if k.endswith("_at")})  # a refresh moves them

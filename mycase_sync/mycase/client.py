@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from mycase_sync.errors import AuthorizationError, RefusedURL, ServiceError
+from mycase_sync.errors import AuthorizationError, RefusedURL, ServiceError, SettingRefused
 from mycase_sync.http import ServiceSession, check_followable_url, json_body, raise_for_status
 from mycase_sync.netaddr import is_loopback_url
 
@@ -39,6 +39,7 @@ DOCUMENT_VERSIONS = "/documents/{id}/versions"
 DOCUMENT_DATA = "/documents/{id}/data"  # 302 to a download URL valid for a minute
 CASE_NOTES = "/cases/{id}/notes"
 CLIENTS = "/clients"
+KNOWN = (ME, FIRM, CASES, STAFF)  # every firm has these: a 404 on one means a wrong MYCASE_API_URL
 
 # What the push jobs read back: a note's text, a document's description (both carry our marker),
 # and the upload fields of a created document or version
@@ -123,6 +124,7 @@ class MyCaseClient:
         # Uploads go to S3: another host, no Bearer token, no MyCase rate limit.
         self.uploads = ServiceSession("S3", 1000.0, settings.timeout, settings.backoff_base)
         self.allow_loopback = is_loopback_url(self.base)
+        self.reached = False  # MyCase has answered one of our API requests: MYCASE_API_URL is right
 
     def close(self) -> None:
         self.session.close()
@@ -132,16 +134,40 @@ class MyCaseClient:
     def request(self, method: str, path_or_url: str, **kwargs: Any) -> requests.Response:
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.base + path_or_url
         response = self.session.request(method, url, **kwargs)
-        if response.status_code != 401:
-            return response
-        sent = getattr(response.request, "_sent_token", None)
-        response.close()
-        self.tokens.refresh_after_401(sent)
-        response = self.session.request(method, url, **kwargs)
         if response.status_code == 401:
+            sent = getattr(response.request, "_sent_token", None)
             response.close()
-            raise AuthorizationError()
+            self.tokens.refresh_after_401(sent)
+            response = self.session.request(method, url, **kwargs)
+            if response.status_code == 401:
+                response.close()
+                raise AuthorizationError()
+        if not self.reached and url.startswith(self.base):
+            self._first_contact(method, url[len(self.base):], response)
         return response
+
+    def _first_contact(self, method: str, path: str, response: requests.Response) -> None:
+        """A 404 before MyCase ever answered us: a record that is gone, or a MYCASE_API_URL with no API
+        behind it (a path every firm has, or GET /firm when the first path was a record's, answers 404 too)."""
+        if response.status_code < 400:
+            self.reached = True
+            return
+        if response.status_code != 404:
+            return
+        known = path.split("?")[0] in KNOWN
+        if not known:
+            probe = self.session.request("GET", self.base + FIRM)
+            probe.close()
+            if probe.status_code < 400:
+                self.reached = True
+                return
+            if probe.status_code != 404:
+                return
+            method, path = "GET", FIRM
+        response.close()
+        raise SettingRefused("MYCASE_API_URL", f"MYCASE_API_URL={self.base} has no MyCase API behind it ({SERVICE}"
+                             f" {method} {path}: HTTP 404, a path every firm has): check the address (it ends in"
+                             " /v1, as https://external-integrations.mycase.com/v1)")
 
     def get_json(self, path: str, params: dict | None = None, expect=(dict, list)) -> Any:
         return json_body(SERVICE, self.request("GET", path, params=params), expect)

@@ -29,6 +29,7 @@ from mycase_sync.errors import (
     AuthorizationError,
     OutcomeUnknown,
     ServiceError,
+    SettingRefused,
     SyncError,
     TemporaryError,
 )
@@ -84,6 +85,10 @@ def post_tokens(session: requests.Session, settings, grant: dict[str, str]) -> d
         status = response.status_code
         if status == 429 or status >= 500:
             raise TemporaryError(f"MyCase token endpoint answered HTTP {status}; try again later")
+        if status == 404:  # the one path the auth host has: nothing there means a wrong MYCASE_AUTH_URL
+            raise SettingRefused("MYCASE_AUTH_URL", f"MYCASE_AUTH_URL={settings.mycase_auth_url} has no MyCase token"
+                                 f" endpoint (POST {TOKENS_PATH}: HTTP 404): check the address (as"
+                                 " https://auth.mycase.com); nothing stored was changed")
         if status >= 400:
             error = _oauth_error(response)
             detail = error_detail(response)
@@ -211,6 +216,12 @@ def delete_tokens(store: Store) -> bool:
         return store.tokens.delete()
 
 
+def known_expired(row: dict, now: dt.datetime) -> bool:
+    """Neither token can work any more, by the expiries the store recorded: a refresh would be refused."""
+    refresh_expires, access_expires = parse_iso(row.get("refresh_expires_at")), parse_iso(row.get("expires_at"))
+    return bool(refresh_expires and refresh_expires <= now and access_expires and access_expires <= now)
+
+
 # --- the token every request carries -----------------------------------------------------------
 class TokenManager:
     """Hands out a valid access token; refreshes it once, under the cross-process lock, when needed.
@@ -239,9 +250,15 @@ class TokenManager:
             self._session.close()
 
     def ensure_connected(self) -> None:
-        """Raise AuthorizationError (exit 3) now if no usable token is stored: call before any work."""
+        """Raise AuthorizationError (exit 3) now if no usable token is stored: call before any work.
+
+        No request: missing, marked for re-authorization, or expired as the store knows it (the
+        refresh token's two weeks are over and the access token too)."""
         with self._lock:
-            self._row = self._load()
+            row = self._load()
+            if known_expired(row, self._now()):
+                raise AuthorizationError(REAUTH_MESSAGE)
+            self._row = row
 
     def access_token(self) -> str:
         with self._lock:

@@ -5,8 +5,8 @@ statements of their tables. States are named in `states`.
 """
 
 from mycase_sync.store.database import BUSY_TIMEOUT_MS, Store, open_store
-from mycase_sync.store.states import ItemState, MatterState, RunOutcome
+from mycase_sync.store.states import ItemState, MatterState, RunKind, RunOutcome
 from mycase_sync.values import iso, parse_iso, utcnow
 
-__all__ = ["BUSY_TIMEOUT_MS", "ItemState", "MatterState", "RunOutcome", "Store", "iso", "open_store", "parse_iso",
+__all__ = ["BUSY_TIMEOUT_MS", "ItemState", "MatterState", "RunKind", "RunOutcome", "Store", "iso", "open_store", "parse_iso",
            "utcnow"]

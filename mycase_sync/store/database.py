@@ -25,11 +25,12 @@ from mycase_sync.store.identity import IdentityTable
 from mycase_sync.store.ledger import Ledger
 from mycase_sync.store.matters import MatterTable
 from mycase_sync.store.schema import migrations
-from mycase_sync.store.states import RunOutcome
+from mycase_sync.store.states import RunKind, RunOutcome
 from mycase_sync.store.tokens import TokenTable
 from mycase_sync.values import iso, utcnow
 
 BUSY_TIMEOUT_MS = 30_000
+_KIND = f"coalesce(kind, '{RunKind.SCHEDULED}')"  # a run's RunKind; older runs have none: scheduled
 
 class _SerialDatabase(Database):
     """sqlite-utils wraps every query() in a SAVEPOINT. On a connection that worker threads share,
@@ -168,13 +169,18 @@ class Store:
         with self.transaction() as db:
             db["cursors"].upsert({"job": job, "value": json.dumps(value), "updated_at": iso(utcnow())}, pk="job")
 
+    def first_time(self, key: str) -> bool:
+        """True the first time `key` is asked for in this store: a notice said once, not every run."""
+        with self.transaction() as db:
+            return db.execute("insert or ignore into cursors (job, value, updated_at) values (?, 'true', ?)",
+                              [f"notice:{key}", iso(utcnow())]).rowcount == 1
+
     # --- run history ---------------------------------------------------------------------
-    def start_run(self, job: str) -> str:
+    def start_run(self, job: str, kind: str = RunKind.SCHEDULED) -> str:
         run_id = uuid.uuid4().hex[:12]
         with self.transaction() as db:
-            db["runs"].insert(
-                {"run_id": run_id, "job": job, "started_at": iso(utcnow()), "outcome": RunOutcome.RUNNING, "counts": "{}"}
-            )
+            db["runs"].insert({"run_id": run_id, "job": job, "started_at": iso(utcnow()), "outcome": RunOutcome.RUNNING,
+                               "counts": "{}", "kind": kind})
         return run_id
 
     def finish_run(self, run_id: str, outcome: str, counts: dict | None = None, error: str | None = None) -> None:
@@ -184,12 +190,17 @@ class Store:
                 [iso(utcnow()), outcome, json.dumps(counts or {}), error, run_id],
             )
 
-    def last_run(self, job: str, outcome: str | None = None) -> dict | None:
+    def last_run(self, job: str, outcome: str | None = None, kind: str | None = None) -> dict | None:
+        """The job's latest run (of this outcome, of this RunKind: runs from before kinds were recorded
+        count as scheduled), counts decoded; None if there is none."""
         sql = "select * from runs where job = ?"
         params: list = [job]
         if outcome:
             sql += " and outcome = ?"
             params.append(outcome)
+        if kind:
+            sql += f" and {_KIND} = ?"
+            params.append(kind)
         sql += " order by id desc limit 1"
         rows = list(self.db.query(sql, params))
         if not rows:
@@ -199,11 +210,12 @@ class Store:
         return row
 
     def last_completed(self, job: str) -> str | None:
-        """When the job's last run that went through its work finished (see RunOutcome.COMPLETED)."""
+        """When the job's last scheduled-style run that went through its work finished (see
+        RunOutcome.COMPLETED): a run by hand (--case, --since) says nothing of cron's runs."""
         marks = ",".join("?" for _ in RunOutcome.COMPLETED)
         row = self.db.execute(
-            f"select finished_at from runs where job = ? and outcome in ({marks}) order by id desc limit 1",
-            [job, *RunOutcome.COMPLETED]).fetchone()
+            f"select finished_at from runs where job = ? and outcome in ({marks}) and {_KIND} = ?"
+            " order by id desc limit 1", [job, *RunOutcome.COMPLETED, RunKind.SCHEDULED]).fetchone()
         return row[0] if row else None
 
 

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from mycase_sync.store.ignored import IgnoreList
 from mycase_sync.store.matters import IMPORTED
 from mycase_sync.store.states import ItemState
 from mycase_sync.values import iso, utcnow
@@ -54,6 +55,7 @@ class Ledger:
     def __init__(self, store, kind: str):
         self.store = store
         self.kind = kind
+        self.ignoring = IgnoreList(store, "ledger", "item_id", kind)  # items given up
 
     def _select_in(self, sql: str, values: list, params: tuple = ()) -> list[tuple]:
         rows: list[tuple] = []

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from mycase_sync.store.ignored import IgnoreList
 from mycase_sync.store.states import MatterState
 from mycase_sync.values import iso, utcnow
 
@@ -37,6 +38,7 @@ class MatterRow:
 class MatterTable:
     def __init__(self, store):
         self.store = store
+        self.ignoring = IgnoreList(store, "matters", "mycase_id")  # matters the firm gave up
 
     def get(self, mycase_id: str) -> MatterRow | None:
         found = self.store.db.execute(

@@ -112,3 +112,20 @@ def _identity(db: Database) -> None:
         },
         pk="id",
     )
+
+
+@migrations(name="0006_ignored")
+def _ignored(db: Database) -> None:
+    """Matters and push items the firm chose to give up (`mycase-sync ignore`): why, since when, and
+    the state to put back on --undo."""
+    for table in ("matters", "ledger"):
+        db[table].add_column("ignored_reason", str)
+        db[table].add_column("ignored_at", str)
+        db[table].add_column("ignored_from", str)
+
+
+@migrations(name="0007_run_kind")
+def _run_kind(db: Database) -> None:
+    """A run by hand (--case, --since) is told apart from a scheduled one: only the latter says whether
+    cron's runs work. Runs recorded before this have no kind and count as scheduled."""
+    db["runs"].add_column("kind", str)

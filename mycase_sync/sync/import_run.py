@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_WORKER = 4
 FAILED, SKIPPED, SYNCED, PENDING = MatterState.FAILED, MatterState.SKIPPED, MatterState.SYNCED, MatterState.PENDING
+IGNORED = MatterState.IGNORED
 ACTIONS = ("created", "updated", "closed", "reopened", "unchanged", "skipped", "failed")
 
 
@@ -75,6 +76,7 @@ class ImportRun:
         self.staff_not_found: set[int] = set()  # ids asked for one by one, and not there
         self.users = StaffUsers(set())
         self.retry: set[str] = set()
+        self.ignored = self.store.matters.ignoring.ids()  # the firm gave these up: left alone
         self.floor: dt.datetime | None = None  # listed matters older than this are outside the window
         self.pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="casestatus")
         self.in_flight: dict[Future, str] = {}
@@ -178,6 +180,11 @@ class ImportRun:
             self.problem(None, {}, MappingProblem(FAILED, f"a case record is not an object: {type(case).__name__}"))
             return
         mid = case_id_of(case)
+        if mid in self.ignored:
+            log.info("matter %s: ignored (`mycase-sync ignore --undo %s` to import it again)", mid, mid)
+            self.counts[IGNORED] += 1
+            self.finish_report(mid, _readable(case), IGNORED, [], "ignored by `mycase-sync ignore`")
+            return
         if mid is not None:
             self.retry.discard(mid)
             if mid in self.in_flight.values():  # the same case twice in one run: finish the first

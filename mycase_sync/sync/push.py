@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from mycase_sync.casestatus.client import PAGE_SIZE
 from mycase_sync.errors import (AuthorizationError, ConfigError, LocalPermission, OutcomeUnknown, ServiceError,
-                                StoreUnusable, SyncError, TemporaryError, os_fault)
+                                SettingRefused, StoreUnusable, SyncError, TemporaryError, os_fault)
 from mycase_sync.redact import redact
 from mycase_sync.store import ItemState
 from mycase_sync.text import clean_line
@@ -239,9 +239,10 @@ def deliver(ctx: Context, items: list[Item], workers: int) -> Counter:
     def attempt(item: Item) -> str:
         try:
             outcome = job.push(ctx, item)
-        except (AuthorizationError, TemporaryError, LocalPermission, StoreUnusable) as exc:
-            # A service down, authorization gone, or the machine's fault (full disk, I/O error, a
-            # store that cannot be written): every item would fail alike, and none is to blame.
+        except (AuthorizationError, TemporaryError, LocalPermission, StoreUnusable, SettingRefused) as exc:
+            # A service down, authorization gone, a setting refused (a MYCASE_API_URL with no API behind
+            # it), or the machine's fault (full disk, I/O error, a store that cannot be written): every
+            # item would fail alike, and none is to blame.
             return abort(item, exc)
         except OSError as exc:
             fault = os_fault(exc)
