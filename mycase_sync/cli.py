@@ -85,9 +85,8 @@ def main_group(ctx: click.Context, env_file, verbose, quiet, log_file):
     ctx.call_on_close(ctx.obj.close)
 
 
-from mycase_sync.commands.config import config
-from mycase_sync.commands.doctor import doctor
-from mycase_sync.commands.ignore import ignore
+for _command in (auth, import_matters, push_documents, push_messages, status, doctor, ignore, backup,
+                 accept_casestatus_key, config, demo, sandbox):
     main_group.add_command(_command)
 
 

@@ -105,9 +105,10 @@ def test_a_revoked_authorization_is_exit_3(connected, sandbox):
 
 
 @pytest.mark.parametrize("sandbox_config", ["default"], indirect=True)
-def test_a_refused_case_status_key_is_exit_3_on_its_own_line(connected, sandbox):
+def test_a_refused_case_status_key_is_exit_2_on_its_own_line(connected, sandbox):
+    """A refused key is a setting to fix, as for every job (exit 2), not an authorization to renew (3)."""
     result = connected.invoke("doctor", "--json", extra_env={"CASESTATUS_API_KEY": "not-the-key-0000"})
-    assert result.code == 3, result.output
+    assert result.code == 2, result.output
     lines = _lines(result)
     assert lines["casestatus.key"]["result"] == "differs" and "CASESTATUS_API_KEY" in lines["casestatus.key"]["does"]
     assert {c["result"] for k, c in lines.items() if k.startswith("casestatus.") and k != "casestatus.key"} == {

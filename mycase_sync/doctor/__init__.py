@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from mycase_sync.errors import (EXIT_AUTH, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, EXIT_TEMPORARY, AuthorizationError,
-                                ServiceError, SyncError, TemporaryError)
+                                ServiceError, SettingRefused, SyncError, TemporaryError)
 
 OK, DIFFERS, NOT_CHECKED = "ok", "differs", "not checked"
 # When several things went wrong, the exit code of the most fundamental one.
@@ -107,6 +107,9 @@ class Probe:
         except Stop as exc:
             self.stop(str(exc), exc.exit_code)
             found = Check(key, assumption, DIFFERS, str(exc), exc.does)
+        except SettingRefused as exc:  # a key or URL refused at first contact: every job exits 2 alike
+            self.stop(str(exc), EXIT_CONFIG)
+            found = Check(key, assumption, DIFFERS, str(exc), f"every job stops with exit 2: check {exc.setting}")
         except AuthorizationError as exc:
             self.stop(str(exc), EXIT_AUTH)
             found = Check(key, assumption, NOT_CHECKED, str(exc))

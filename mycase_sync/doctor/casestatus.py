@@ -11,7 +11,7 @@ import time
 from mycase_sync.casestatus import client as cs
 from mycase_sync.casestatus.client import ListingError, PageWatch, link_expires, record_id
 from mycase_sync.doctor import Probe, Stop, differs, missing_fields, not_checked, ok
-from mycase_sync.errors import EXIT_AUTH, EXIT_CONFIG, ServiceError
+from mycase_sync.errors import EXIT_CONFIG, ServiceError
 from mycase_sync.ownership import ACCEPT_COMMAND, recorded_key_matches
 
 FEWEST = 10  # the page size a server that ignores page[size] is likely to serve (API-NOTES)
@@ -54,8 +54,8 @@ class CaseStatusLooks:
             users = self.client.list_page(cs.USERS, 1)
         except ServiceError as exc:
             if exc.status in (401, 403):
-                raise Stop(f"Case Status refused the API key: {exc}", EXIT_AUTH,
-                           "every job stops at its first Case Status request: check CASESTATUS_API_KEY") from None
+                raise Stop(f"Case Status refused the API key: {exc}", EXIT_CONFIG,
+                           "every job stops with exit 2: check CASESTATUS_API_KEY") from None
             raise
         if self.store is not None and recorded_key_matches(self.store, self.api_key) is False:
             raise Stop(f"state store {self.store.path} belongs to the Case Status account of another API key",
