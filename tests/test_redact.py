@@ -88,6 +88,24 @@ def test_credential_shaped_values_are_masked_even_when_never_registered(text, ma
     assert redact(text) == masked
 
 
+@pytest.mark.parametrize("text", [
+    "the redirect carries no authorization code: run `mycase-sync auth` again",
+    "postcode=12345 barcode: 99",
+    "the signature: checked",
+])
+def test_prose_that_uses_a_credential_word_is_left_alone(text):
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize("text,masked", [
+    ("client_secret: cs-1 api_key : k-2", "client_secret: *** api_key : ***"),
+    ("{'code': 'abc'}", "{'code': '***'}"),
+    ("auth_code=abc&x=1", "auth_code=***&x=1"),
+])
+def test_credential_fields_are_masked_in_every_form_they_take(text, masked):
+    assert redact(text) == masked
+
+
 def test_redacting_filter_masks_arguments_and_exception_text():
     register_secret(API_KEY)
     record = logging.LogRecord("mycase_sync", logging.ERROR, __file__, 1, "failed with %s", (API_KEY,), None)
