@@ -92,6 +92,7 @@ class ImportRun:
         self.report = report
         self.counts: Counter = Counter({a: 0 for a in ACTIONS})
         self.with_notes = 0
+        self.users_to_create: dict[str, str] = {}  # a dry run's users it would create: email -> attorney
         self.unqueued = 0  # failures the store could not queue for retry (no usable id)
         self.temporary: TemporaryError | None = None
         self.unavailable = threading.Event()  # a worker found Case Status down: the others stop writing
@@ -227,6 +228,7 @@ class ImportRun:
             check_lead_is_user(matter, self.users.emails)
         if self.dry_run:
             matter.notes.append(f"would create Case Status user {lead.email} for lead attorney {lead.name}")
+            self.users_to_create[lead.email or ""] = lead.name
             self.users.add(lead.email or "")
             return False
         return True
@@ -450,19 +452,47 @@ def import_matters(app, run_id: str, full: bool = False, since: dt.datetime | No
     writer.close()
     if moves_window and run.unqueued == 0:
         store.set_cursor(JOB, {CURSOR_KEY: iso(start), "window_from": iso(bound), "run_id": run_id})
+    if not case_ids and not since and bound == normal and (full or last is None):
+        older = _left_out(app, bound)
+        if older is not None:
+            run.counts[OUTSIDE_WINDOW] = older
+            scope += f"; {older} older matter{'s' if older != 1 else ''} left out"
     counts = {k: v for k, v in run.counts.items() if v or k in ACTIONS}
-    _summary(run, scope, time.monotonic() - began, app)
+    _summary(run, scope, time.monotonic() - began, app, report)
     return counts
 
 
-def _summary(run: ImportRun, scope: str, seconds: float, app) -> None:
+OUTSIDE_WINDOW = "outside_window"  # a 10-year run's count of the matters MyCase holds that it left out
+SHOWN_USERS = 20  # a dry run names at most this many users it would create
+
+
+def _left_out(app, bound: dt.datetime) -> int | None:
+    """How many matters MyCase holds that were last updated before the 10-year window, counted at
+    one moment (both totals by Item-Count); None when MyCase does not say."""
+    everything = app.mycase.count_cases()
+    recent = app.mycase.count_cases(updated_after=_as_param(bound)) if everything is not None else None
+    return None if recent is None else max(0, everything - recent)
+
+
+def _summary(run: ImportRun, scope: str, seconds: float, app, report: str | None) -> None:
     c = run.counts
-    words = ", ".join(f"{c[a]} {a}" for a in ACTIONS)
-    if c.get("users_created"):
-        words += f", {c['users_created']} Case Status users created"
-    prefix = "dry run, nothing written: would have " if run.dry_run else ""
-    notes = f"; {run.with_notes} imported with notes (see --report)" if run.with_notes else ""
+    if run.dry_run:
+        words = ("dry run, nothing written: would " + ", ".join(f"{_VERB[a]} {c[a]}" for a in _VERB) + "; "
+                 + ", ".join(f"{c[a]} {a}" for a in ACTIONS if a not in _VERB))
+        if run.users_to_create:
+            named = [f"{name} <{email}>" for email, name in sorted(run.users_to_create.items())]
+            more = f" and {len(named) - SHOWN_USERS} more" if len(named) > SHOWN_USERS else ""
+            words += (f"; would create {len(named)} Case Status user{'s' if len(named) > 1 else ''} for lead"
+                      f" attorneys: {', '.join(named[:SHOWN_USERS])}{more}")
+    else:
+        words = ", ".join(f"{c[a]} {a}" for a in ACTIONS)
+        if c.get("users_created"):
+            words += f", {c['users_created']} Case Status users created"
+    notes = ""
+    if run.with_notes:
+        notes = f"; {run.with_notes} with notes" + (f" (see {report})" if report else " (-v shows them)")
     # With failures the totals go to cron's mail too, under the failures listed one per line.
     level = logging.WARNING if c[FAILED] else logging.INFO
-    log.log(level, "import-matters: %s%s (%s)%s; %d MyCase and %d Case Status requests in %.1f s", prefix, words,
+    log.log(level, "import-matters: %s (%s)%s; %d MyCase and %d Case Status requests in %.1f s", words,
             scope, notes, app.mycase.session.requests_sent, app.casestatus.session.requests_sent, seconds)
+
