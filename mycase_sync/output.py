@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from typing import Iterator
 
@@ -19,6 +20,7 @@ from mycase_sync.redact import RedactingFilter
 
 LOGGER = "mycase_sync"
 RUN_LOGGER = "mycase_sync.runs"  # the one summary line per run, for the log file
+CONSOLE_HANDLER = "mycase_sync.console"  # the handler that writes log lines to stderr
 
 
 class RunIdFilter(logging.Filter):
@@ -59,6 +61,7 @@ def setup_logging(verbose: int = 0, quiet: bool = False, log_file: str | None = 
     else:
         level = logging.WARNING
     console = logging.StreamHandler(sys.stderr)
+    console.set_name(CONSOLE_HANDLER)
     console.setLevel(level)
     console.setFormatter(logging.Formatter("%(message)s"))
     console.addFilter(RedactingFilter())
@@ -85,33 +88,101 @@ def set_run_id(run_id: str) -> None:
 
 
 class Progress:
-    """A rich progress bar on a terminal, nothing otherwise (cron, pipes, tests)."""
+    """What a person at a terminal sees of a job, and what an interrupted run says it did.
 
-    def __init__(self, description: str, total: int | None = None):
+    On a terminal: a bar with done/total (or, total unknown, a running count), the rate, the outcomes
+    so far (`advance(outcome=...)`) and an ETA; lines logged meanwhile print above the bar, never onto
+    it. Off a terminal: nothing. Anywhere: a run stopped by Ctrl-C or a signal logs (WARNING) what it
+    did so far, e.g. "import-matters: 3 created, 1 updated, ... so far".
+    `outcomes` are shown from the start, in that order; any other outcome once it happens.
+    """
+
+    def __init__(self, description: str, total: int | None = None, outcomes: tuple[str, ...] = ()):
+        self.description = description
+        self.counts: dict[str, int] = {name: 0 for name in outcomes}
+        self._lock = threading.Lock()
         self._bar = None
         self._task = None
+        self._handlers: list[tuple[logging.StreamHandler, object]] = []
         if is_terminal():
-            from rich.progress import Progress as RichProgress
+            from rich.progress import BarColumn, Progress as RichProgress, TextColumn
 
-            self._bar = RichProgress(transient=True, console=_console())
-            self._task = self._bar.add_task(description, total=total)
+            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), *_bar_columns(),
+                                     transient=True, console=_console())
+            self._task = self._bar.add_task(description, total=total, outcomes=self._outcomes())
+
+    @property
+    def visible(self) -> bool:
+        """True when someone watches: worth a request or two to know the total."""
+        return self._bar is not None
 
     def __enter__(self) -> "Progress":
         if self._bar:
             self._bar.start()
+            self._lines_above_the_bar()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind, exc, tb) -> None:
         if self._bar:
+            for handler, stream in self._handlers:
+                handler.setStream(stream)
             self._bar.stop()
+        from mycase_sync.signals import Interrupted
 
-    def advance(self, amount: int = 1) -> None:
+        if kind is not None and issubclass(kind, (KeyboardInterrupt, Interrupted)):
+            logging.getLogger(LOGGER).warning("%s: %s so far", self.description, self._outcomes() or "nothing done")
+
+    def advance(self, amount: int = 1, outcome: str | None = None) -> None:
+        with self._lock:
+            if outcome is not None:
+                self.counts[outcome] = self.counts.get(outcome, 0) + amount
+            shown = self._outcomes()
         if self._bar:
-            self._bar.advance(self._task, amount)
+            self._bar.update(self._task, advance=amount, outcomes=shown)
 
-    def total(self, total: int) -> None:
+    def total(self, total: int | None) -> None:
         if self._bar:
             self._bar.update(self._task, total=total)
+
+    def _outcomes(self) -> str:
+        return ", ".join(f"{count} {name}" for name, count in self.counts.items())
+
+    def _lines_above_the_bar(self) -> None:
+        """Our console log handler writes through the bar's console while it shows: rich then prints
+        each line above the bar instead of onto the bar's own line."""
+        from rich.file_proxy import FileProxy
+
+        for handler in logging.getLogger(LOGGER).handlers:
+            if handler.get_name() == CONSOLE_HANDLER and isinstance(handler, logging.StreamHandler):
+                self._handlers.append((handler, handler.setStream(FileProxy(self._bar.console, handler.stream))))
+
+
+def _bar_columns() -> list:
+    """The bar's columns after the description and the bar: count and rate, outcomes, ETA (rich is
+    imported here, not with this module: cron's runs never draw a bar)."""
+    from rich.progress import ProgressColumn, TextColumn
+    from rich.text import Text
+
+    class Count(ProgressColumn):
+        """`1234/3000 41/s`, or `1234 done 41/s` while the total is unknown."""
+
+        def render(self, task):
+            done = int(task.completed)
+            rate = f" {task.speed:.0f}/s" if task.speed else ""
+            return Text(f"{done}/{int(task.total)}{rate}" if task.total else f"{done} done{rate}")
+
+    class Eta(ProgressColumn):
+        """`ETA 0:01:23` once a total and a rate are known."""
+
+        def render(self, task):
+            left = task.time_remaining if task.total else None
+            if left is None:
+                return Text("")
+            minutes, seconds = divmod(int(left), 60)
+            hours, minutes = divmod(minutes, 60)
+            return Text(f"ETA {hours}:{minutes:02d}:{seconds:02d}")
+
+    return [Count(), TextColumn("{task.fields[outcomes]}", markup=False), Eta()]
 
 
 def _console():

@@ -12,7 +12,7 @@ import pytest
 from conftest import seed_tokens
 from mycase_sync.app import App, run_job
 from mycase_sync.config import load_settings
-from mycase_sync.sync.matters import OUTSIDE_WINDOW, import_matters
+from mycase_sync.sync.matters import ACTIONS, OUTSIDE_WINDOW, import_matters
 from oracle import UTC, expected_outcomes, ten_years_before
 
 
@@ -80,3 +80,38 @@ def test_the_report_is_mentioned_only_when_asked_for_and_the_window_says_what_it
 def mycase_count_requests(sandbox) -> int:
     with sandbox.mycase.lock:
         return sum(1 for e in sandbox.mycase.journal if e["path"] == "/v1/cases" and e["query"].get("page_size") == ["1"])
+
+
+class Watched:
+    """A progress display someone watches (as on a terminal): records the totals and the outcomes."""
+
+    visible = True
+    shown: list["Watched"] = []
+
+    def __init__(self, description, total=None, outcomes=()):
+        self.totals = [total]
+        self.outcomes: list[str] = []
+        Watched.shown.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def advance(self, amount=1, outcome=None):
+        self.outcomes += [outcome] * amount
+
+    def total(self, total):
+        self.totals.append(total)
+
+
+def test_a_watched_backfill_gets_its_total_from_mycase_and_ends_on_it(app, sandbox):
+    Watched.shown.clear()
+    app.progress = Watched
+    counts = import_matters(app, "dry-run", dry_run=True)
+    (bar,) = Watched.shown
+    in_window = len(expected_outcomes(sandbox, ten_years_before(dt.datetime.now(UTC))))
+    assert bar.totals[1] == in_window  # MyCase's Item-Count, asked once the listing is known (no retries yet)
+    assert bar.totals[-1] == len(bar.outcomes) == in_window
+    assert {o: bar.outcomes.count(o) for o in set(bar.outcomes)} == {k: v for k, v in counts.items() if v and k in ACTIONS}

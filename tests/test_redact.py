@@ -11,7 +11,7 @@ import pytest
 import requests
 import requests_mock as rm
 
-from conftest import Cli
+from conftest import Cli, reset_logging
 from mycase_sync import output
 from mycase_sync.config import load_settings
 from mycase_sync.errors import OutcomeUnknown, ServiceError, TemporaryError
@@ -39,11 +39,7 @@ def logged(tmp_path, monkeypatch, capsys):
         return lambda: capsys.readouterr().err + path.read_text()
 
     yield start
-    root = logging.getLogger(output.LOGGER)
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
-    root.propagate, root.level = True, logging.NOTSET
+    reset_logging()
 
 
 def assert_clean(text: str) -> None:

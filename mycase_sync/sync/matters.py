@@ -59,6 +59,7 @@ from mycase_sync.casestatus import client as cs
 from mycase_sync.errors import ServiceError, TemporaryError
 from mycase_sync.mycase import client as mc
 from mycase_sync.report import ReportRow, open_report
+from mycase_sync.sync.import_summary import ACTIONS, OUTSIDE_WINDOW, VERB, left_out, summary
 from mycase_sync.store import MatterState
 from mycase_sync.store.matters import CaseIndex, MatterRow
 from mycase_sync.sync.mapping import (
@@ -74,7 +75,7 @@ JOB = "import-matters"
 CURSOR_KEY = "last_success_start"
 IN_FLIGHT_PER_WORKER = 4
 FAILED, SKIPPED, SYNCED, PENDING = MatterState.FAILED, MatterState.SKIPPED, MatterState.SYNCED, MatterState.PENDING
-ACTIONS = ("created", "updated", "closed", "reopened", "unchanged", "skipped", "failed")
+SHOWN_OUTCOMES = ("created", "updated", "unchanged", "skipped", "failed")  # on the bar from the start
 
 
 class ImportRun:
@@ -105,6 +106,8 @@ class ImportRun:
         self.in_flight: dict[Future, str] = {}
         self.window = self.settings.workers * IN_FLIGHT_PER_WORKER
         self.progress = None  # the run's progress display (App.progress)
+        self.done = 0  # matters finished (each has its report row)
+        self.total_known = False  # the progress display was given MyCase's count
         self.cases: CaseIndex | None = None  # the backfill's one read of the Case Status case list
         self.scan_lock = threading.Lock()
 
@@ -314,12 +317,33 @@ class ImportRun:
         self.finish_report(matter.mycase_id, matter.readable_id, action, changed, reason)
 
     def finish_report(self, mid: str, readable: str | None, action: str, changed: list[str], reason: str) -> None:
-        shown = f"would {_VERB[action]}" if self.dry_run and action in _VERB else action
+        shown = f"would {VERB[action]}" if self.dry_run and action in VERB else action
         self.report.write(ReportRow(mid, readable, shown, changed, reason))
+        self.done += 1
         if self.progress is not None:
-            self.progress.advance()
+            self.progress.advance(outcome=action)
 
     # --- the run --------------------------------------------------------------------------------
+    def take_ids(self, case_ids: list[str]) -> None:
+        """--case: just these matters, read by id."""
+        self.progress.total(len(case_ids))
+        for mid in case_ids:
+            case = self.mycase.get_case(mid)
+            if case is None:
+                self.finish_report(mid, None, FAILED, [], "not found in MyCase")
+                log.warning("matter %s: not found in MyCase", mid)
+                self.counts[FAILED] += 1
+                continue
+            self.take(case, listed=False)
+
+    def show_total(self, updated_after: str) -> None:
+        """For a person watching the bar: the listing's total as MyCase counts it, plus the retries."""
+        if self.progress.visible:
+            listed = self.mycase.count_cases(updated_after=updated_after)
+            if listed is not None:
+                self.total_known = True
+                self.progress.total(listed + len(self.retry))
+
     def retry_by_id(self) -> None:
         """Read each matter to retry by id and take it, in id order.
 
@@ -327,6 +351,8 @@ class ImportRun:
         read one after another they made a quiet night on a big firm wait on them alone. The window
         stays small so that memory stays flat and an outage stops the run soon.
         """
+        if self.total_known:  # the listing is done: what is left is in flight, or a retry not listed
+            self.progress.total(self.done + len(self.in_flight) + len(self.retry))
         order = iter(sorted(self.retry, key=lambda v: (len(v), v)))
         readers = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="mycase")
         ahead: deque[tuple[str, Future]] = deque()
@@ -370,8 +396,6 @@ class ImportRun:
                     log.debug("could not record a finished matter while stopping", exc_info=True)
         self.in_flight.clear()
 
-
-_VERB = {"created": "create", "updated": "update", "closed": "close", "reopened": "reopen"}
 
 
 def _readable(case: dict) -> str | None:
@@ -418,81 +442,44 @@ def import_matters(app, run_id: str, full: bool = False, since: dt.datetime | No
     normal = normal_lower_bound(start, last, full)
     bound = since or normal
     moves_window = not dry_run and not case_ids and bound <= normal
+    ten_years = not case_ids and not since and bound == normal and (full or last is None)
     try:
-        with app.progress("Importing matters") as progress, _unavailable_is_temporary():
+        with app.progress(JOB + (" (dry run)" if dry_run else ""), outcomes=SHOWN_OUTCOMES) as progress:
             run.progress = progress
-            run.load_people()
-            if case_ids:
-                scope = f"case{'s' if len(case_ids) > 1 else ''} {', '.join(case_ids)}"
-                for mid in case_ids:
-                    case = app.mycase.get_case(mid)
-                    if case is None:
-                        run.finish_report(mid, None, FAILED, [], "not found in MyCase")
-                        log.warning("matter %s: not found in MyCase", mid)
-                        run.counts[FAILED] += 1
-                        continue
-                    run.take(case, listed=False)
-            else:
-                if last is None:  # no import has completed yet: this is the backfill
-                    run.prefetch_cases()
-                run.load_retry_set()
-                run.floor = bound.replace(microsecond=0)  # as sent: the filter is whole seconds
-                scope = f"matters updated since {bound:%Y-%m-%d %H:%M} UTC" + (
-                    " (--since)" if since else " (10 years)" if bound == normal and (full or last is None) else "")
-                for page in app.mycase.iter_case_pages(updated_after=_as_param(bound)):
-                    for case in page:
-                        run.take(case, listed=True)
-                run.retry_by_id()
-            run.drain()
+            try:
+                with _unavailable_is_temporary():
+                    run.load_people()
+                    if case_ids:
+                        scope = f"case{'s' if len(case_ids) > 1 else ''} {', '.join(case_ids)}"
+                        run.take_ids(case_ids)
+                    else:
+                        if last is None:  # no import has completed yet: this is the backfill
+                            run.prefetch_cases()
+                        run.load_retry_set()
+                        run.floor = bound.replace(microsecond=0)  # as sent: the filter is whole seconds
+                        scope = f"matters updated since {bound:%Y-%m-%d %H:%M} UTC" + (
+                            " (--since)" if since else " (10 years)" if ten_years else "")
+                        run.show_total(_as_param(bound))
+                        for page in app.mycase.iter_case_pages(updated_after=_as_param(bound)):
+                            for case in page:
+                                run.take(case, listed=True)
+                        run.retry_by_id()
+                    run.drain()
+            except BaseException:
+                run.shutdown()  # inside the progress display: what an interruption says it did includes these
+                raise
     except BaseException:
-        run.shutdown()
         writer.close()
         raise
     run.pool.shutdown(wait=True)
     writer.close()
     if moves_window and run.unqueued == 0:
         store.set_cursor(JOB, {CURSOR_KEY: iso(start), "window_from": iso(bound), "run_id": run_id})
-    if not case_ids and not since and bound == normal and (full or last is None):
-        older = _left_out(app, bound)
+    if ten_years:
+        older = left_out(app, _as_param(bound))
         if older is not None:
             run.counts[OUTSIDE_WINDOW] = older
             scope += f"; {older} older matter{'s' if older != 1 else ''} left out"
     counts = {k: v for k, v in run.counts.items() if v or k in ACTIONS}
-    _summary(run, scope, time.monotonic() - began, app, report)
+    summary(run, scope, time.monotonic() - began, app, report)
     return counts
-
-
-OUTSIDE_WINDOW = "outside_window"  # a 10-year run's count of the matters MyCase holds that it left out
-SHOWN_USERS = 20  # a dry run names at most this many users it would create
-
-
-def _left_out(app, bound: dt.datetime) -> int | None:
-    """How many matters MyCase holds that were last updated before the 10-year window, counted at
-    one moment (both totals by Item-Count); None when MyCase does not say."""
-    everything = app.mycase.count_cases()
-    recent = app.mycase.count_cases(updated_after=_as_param(bound)) if everything is not None else None
-    return None if recent is None else max(0, everything - recent)
-
-
-def _summary(run: ImportRun, scope: str, seconds: float, app, report: str | None) -> None:
-    c = run.counts
-    if run.dry_run:
-        words = ("dry run, nothing written: would " + ", ".join(f"{_VERB[a]} {c[a]}" for a in _VERB) + "; "
-                 + ", ".join(f"{c[a]} {a}" for a in ACTIONS if a not in _VERB))
-        if run.users_to_create:
-            named = [f"{name} <{email}>" for email, name in sorted(run.users_to_create.items())]
-            more = f" and {len(named) - SHOWN_USERS} more" if len(named) > SHOWN_USERS else ""
-            words += (f"; would create {len(named)} Case Status user{'s' if len(named) > 1 else ''} for lead"
-                      f" attorneys: {', '.join(named[:SHOWN_USERS])}{more}")
-    else:
-        words = ", ".join(f"{c[a]} {a}" for a in ACTIONS)
-        if c.get("users_created"):
-            words += f", {c['users_created']} Case Status users created"
-    notes = ""
-    if run.with_notes:
-        notes = f"; {run.with_notes} with notes" + (f" (see {report})" if report else " (-v shows them)")
-    # With failures the totals go to cron's mail too, under the failures listed one per line.
-    level = logging.WARNING if c[FAILED] else logging.INFO
-    log.log(level, "import-matters: %s (%s)%s; %d MyCase and %d Case Status requests in %.1f s", words,
-            scope, notes, app.mycase.session.requests_sent, app.casestatus.session.requests_sent, seconds)
-
