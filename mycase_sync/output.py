@@ -8,6 +8,7 @@ Every handler masks secrets.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -105,10 +106,7 @@ class Progress:
         self._task = None
         self._handlers: list[tuple[logging.StreamHandler, object]] = []
         if is_terminal():
-            from rich.progress import BarColumn, Progress as RichProgress, TextColumn
-
-            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), *_bar_columns(),
-                                     transient=True, console=_console())
+            self._bar = _bar(_console())
             self._task = self._bar.add_task(description, total=total, outcomes=self._outcomes())
 
     @property
@@ -150,17 +148,33 @@ class Progress:
     def _lines_above_the_bar(self) -> None:
         """Our console log handler writes through the bar's console while it shows: rich then prints
         each line above the bar instead of onto the bar's own line."""
-        from rich.file_proxy import FileProxy
-
         for handler in logging.getLogger(LOGGER).handlers:
             if handler.get_name() == CONSOLE_HANDLER and isinstance(handler, logging.StreamHandler):
-                self._handlers.append((handler, handler.setStream(FileProxy(self._bar.console, handler.stream))))
+                self._handlers.append((handler, handler.setStream(_AboveTheBar(self._bar.console))))
 
 
-def _bar_columns() -> list:
-    """The bar's columns after the description and the bar: count and rate, outcomes, ETA (rich is
-    imported here, not with this module: cron's runs never draw a bar)."""
-    from rich.progress import ProgressColumn, TextColumn
+class _AboveTheBar(io.TextIOBase):
+    """A stream for the log handler while a bar shows: each whole line goes through the bar's console,
+    which clears the bar, prints the line (as one line: the terminal wraps it, so it copies whole) and
+    draws the bar again below it."""
+
+    def __init__(self, console):
+        self.console = console
+        self.partial = ""
+
+    def write(self, text: str) -> int:
+        from rich.text import Text
+
+        *lines, self.partial = (self.partial + text).split("\n")
+        for line in lines:
+            self.console.print(Text(line), soft_wrap=True)
+        return len(text)
+
+
+def _bar(console):
+    """Two lines, to fit 80 columns: `import-matters ━━━━━━ 1234/3000 41/s ETA 0:00:43`, then the
+    outcomes so far. Rich is imported here, not with this module: cron's runs never draw a bar."""
+    from rich.progress import BarColumn, Progress as RichProgress, ProgressColumn, TextColumn
     from rich.text import Text
 
     class Count(ProgressColumn):
@@ -182,7 +196,15 @@ def _bar_columns() -> list:
             hours, minutes = divmod(minutes, 60)
             return Text(f"ETA {hours}:{minutes:02d}:{seconds:02d}")
 
-    return [Count(), TextColumn("{task.fields[outcomes]}", markup=False), Eta()]
+    class TwoLines(RichProgress):
+        def get_renderables(self):
+            yield self.make_tasks_table(self.tasks)
+            for task in self.tasks:
+                if task.fields.get("outcomes"):
+                    yield Text("  " + task.fields["outcomes"])
+
+    return TwoLines(TextColumn("{task.description}"), BarColumn(bar_width=24), Count(), Eta(),
+                    transient=True, console=console)
 
 
 def _console():
