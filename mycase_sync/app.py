@@ -25,7 +25,9 @@ run_log = logging.getLogger(RUN_LOGGER)
 class NoProgress:
     """What a job shows of its progress when nobody asked to see it (tests, the library)."""
 
-    def __init__(self, description: str, total: int | None = None):
+    visible = False
+
+    def __init__(self, description: str, total: int | None = None, outcomes: tuple[str, ...] = ()):
         pass
 
     def __enter__(self) -> "NoProgress":
@@ -34,10 +36,10 @@ class NoProgress:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def advance(self, amount: int = 1) -> None:
+    def advance(self, amount: int = 1, outcome: str | None = None) -> None:
         pass
 
-    def total(self, total: int) -> None:
+    def total(self, total: int | None) -> None:
         pass
 
 
@@ -46,8 +48,9 @@ JOB_SETTINGS = ("MYCASE_CLIENT_ID", "MYCASE_CLIENT_SECRET", "CASESTATUS_API_KEY"
 
 @dataclass
 class App:
-    """`progress(description, total=None)` makes the progress display a job updates: the command
-    line gives output.Progress (a bar on a terminal, nothing under cron)."""
+    """`progress(description, total=None, outcomes=())` makes the progress display a job updates
+    (`advance(outcome=...)`, `total(n)`, `visible`): the command line gives output.Progress (a bar on
+    a terminal, nothing under cron)."""
 
     settings: Settings
     progress: Callable[..., Any] = NoProgress

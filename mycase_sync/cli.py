@@ -35,6 +35,36 @@ Exit codes:
 """
 
 
+# Where the full guide lives (installing on a server, scheduling, monitoring); also pyproject's Documentation URL.
+README_URL = "https://github.com/mycase-sync/mycase-sync#readme"
+MAIN_HELP = f"""Keep Case Status in step with MyCase.
+
+Imports every open and closed MyCase matter into Case Status, and pushes the
+documents and messages shared in Case Status back into MyCase, each exactly once.
+
+\b
+Start with `mycase-sync demo`. The settings are listed below, and
+`mycase-sync config` shows the ones in effect. The full guide (installing on a
+server, scheduling, monitoring) is the README:
+{README_URL}
+"""
+
+
+class MainGroup(click.Group):
+    """The top-level group; its help ends with every setting (an installed package has no README) and the exit codes."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from mycase_sync.settings_help import INTRO, rows
+
+        with formatter.section("Settings"):
+            formatter.write_text(INTRO)
+            formatter.write_paragraph()
+            formatter.write_dl(rows())
+        if self.epilog:  # the exit codes: a section of its own, not indented under the settings
+            formatter.write_paragraph()
+            formatter.write_text(self.epilog)
+
+
 class Context:
     """What the group's options leave for the commands: built lazily, closed at exit."""
 
@@ -67,7 +97,7 @@ class Context:
             self._app.close()
 
 
-@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=MainGroup, help=MAIN_HELP, epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mycase-sync")
 @click.option("--env-file", type=click.Path(dir_okay=False), help="Read settings from this file instead of ./.env in the current directory (cron runs in $HOME: give an absolute path).")
 @click.option("-v", "--verbose", count=True, help="Say more (repeat for HTTP-level detail).")
@@ -75,12 +105,7 @@ class Context:
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Append one line per event and one summary line per finished run (UTC time, run id, level, message) to this file, whatever the terminal (or set MYCASE_SYNC_LOG).")
 @click.pass_context
 def main_group(ctx: click.Context, env_file, verbose, quiet, log_file):
-    """Keep Case Status in step with MyCase.
-
-    Imports every open and closed MyCase matter into Case Status, and pushes the
-    documents and messages shared in Case Status back into MyCase, each exactly once.
-    Settings come from the environment or a .env file; see the README.
-    """
+    """The options every command shares (the help text is MAIN_HELP)."""
     ctx.obj = Context(env_file, verbose, quiet, log_file)
     ctx.call_on_close(ctx.obj.close)
 

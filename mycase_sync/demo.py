@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 
 from mycase_sync.errors import EXIT_PARTIAL, SyncError
 from mycase_sync.status import reason_counts
+from mycase_sync.sync.matters import OUTSIDE_WINDOW
 
 DEMO_SEED = 20240611
 # The sandbox enforces MyCase's documented 25 requests/second; the demo's client stays just under it.
@@ -156,6 +157,9 @@ def _job_lines(job: str, result: DemoRun, store) -> list[str]:
     skipped = f", {counts['skipped']} skipped" if counts.get("skipped") else ""
     lines = [f"{job}: {counts.get('created', 0)} matters created in Case Status{', ' + done if done else ''}"
              f"{skipped}{failed} {took}"]
+    if counts.get(OUTSIDE_WINDOW):
+        lines.append(f"  {counts[OUTSIDE_WINDOW]} left out: last updated more than 10 years ago (outside the"
+                     " import's window)")
     for state in ("skipped", "failed"):
         shown = reason_counts(store, state, SHOWN_REASONS)
         lines += [f"  {group['count']} {state}: {group['reason']}" for group in shown]

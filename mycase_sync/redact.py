@@ -17,10 +17,18 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern | None = None
 
-# Values that look like credentials in URLs or bodies even when we never registered them.
+# Values that look like credentials in URLs or bodies even when we never registered them: a
+# credential name (not the tail of a longer word), then `=` (a query, a form), a quoted name and a
+# colon (JSON, a dict), or, for names no sentence uses, a bare colon. "code" and "signature" are
+# also plain words: "no authorization code: run ..." is prose, not a value.
+_NAMES = r"access_token|refresh_token|client_secret|api_key|apikey|x-amz-signature"
+_WORDS = r"code|signature"
 _GENERIC = re.compile(
-    r"(?i)((?:access_token|refresh_token|client_secret|api_key|apikey|code|signature|x-amz-signature)"
-    r"[\"']?\s*[=:]\s*[\"']?)([^&\s\"',}]+)"
+    r"(?i)((?<![a-z0-9])(?:"
+    rf"(?:{_NAMES}|{_WORDS})[\"']?\s*=|"  # name=value, name = value
+    rf"[\"'](?:{_NAMES}|{_WORDS})[\"']\s*:|"  # "name": value
+    rf"(?:{_NAMES})\s*:"  # name: value
+    r")\s*[\"']?)([^&\s\"',}]+)"
 )
 _AUTH_HEADER = re.compile(r"(?i)\b(Bearer|ApiKey)\s+[A-Za-z0-9._~+/=-]+")
 

@@ -269,6 +269,17 @@ def _in_process(environment: dict, cwd: Path | None):
                 redact._pattern = saved_secrets[1]
 
 
+def reset_logging() -> None:
+    """Undo output.setup_logging in this process (a test that called it), for the tests that follow."""
+    from mycase_sync import output
+
+    root = logging.getLogger(output.LOGGER)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.propagate, root.level = True, logging.NOTSET
+
+
 # Files a test's runs leave behind that are not output: the state store (its `tokens` table is
 # where the tokens belong; the other tables are searched separately), locks, and .env files a test
 # wrote on purpose.

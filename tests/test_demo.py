@@ -99,6 +99,13 @@ def test_what_the_demo_prints_is_what_the_services_hold():
         assert report["jobs"][job]["last_run"]["outcome"] in ("success", "partial")
     skipped = counts["import-matters"].get("skipped", 0)
     assert skipped == sum(int(m.group(1)) for m in (re.match(r"  (\d+) (?:more )?skipped", line) for line in lines) if m)
+    # every matter of the firm is accounted for: the ones older than 10 years are said to be left out
+    imported = counts["import-matters"]
+    left_out = [line for line in lines if line.endswith("left out: last updated more than 10 years ago"
+                                                        " (outside the import's window)")]
+    assert left_out == [f"  {imported['outside_window']} left out: last updated more than 10 years ago"
+                        " (outside the import's window)"]
+    assert sum(imported.get(k, 0) for k in ("created", "skipped", "failed", "outside_window")) == SMALL
 
 
 def test_a_step_that_cannot_reach_a_service_is_reported_and_fails_the_demo(monkeypatch):

@@ -184,6 +184,16 @@ def test_client_without_usable_mobile_is_kept_with_a_note():
     assert any("Jane Doe" in n and "cannot log in" in n for n in matter.notes)
 
 
+@pytest.mark.parametrize("raw, note", [
+    ("000-000-0000", "client Jane Doe: mobile number '000-000-0000' is not a valid number; they cannot log in to Case Status"),
+    ("n/a", "client Jane Doe: mobile number 'n/a' is not a phone number; they cannot log in to Case Status"),
+    (None, "client Jane Doe: no mobile number; they cannot log in to Case Status"),
+])
+def test_the_note_on_an_unusable_mobile_reads_as_a_sentence(raw, note):
+    record = case(clients=[{"id": 9, "first_name": "Jane", "last_name": "Doe", "email": None, "cell_phone_number": raw}])
+    assert note in m.map_matter(record, STAFF).notes
+
+
 def test_phone_region_is_configurable():
     record = case(clients=[{"id": 9, "first_name": "A", "last_name": "B", "email": None, "cell_phone_number": "07400 123456"}])
     assert m.map_matter(record, STAFF, "GB").fields["clients"][0]["cell_phone"] == "+447400123456"

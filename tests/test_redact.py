@@ -11,7 +11,7 @@ import pytest
 import requests
 import requests_mock as rm
 
-from conftest import Cli
+from conftest import Cli, reset_logging
 from mycase_sync import output
 from mycase_sync.config import load_settings
 from mycase_sync.errors import OutcomeUnknown, ServiceError, TemporaryError
@@ -39,11 +39,7 @@ def logged(tmp_path, monkeypatch, capsys):
         return lambda: capsys.readouterr().err + path.read_text()
 
     yield start
-    root = logging.getLogger(output.LOGGER)
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
-    root.propagate, root.level = True, logging.NOTSET
+    reset_logging()
 
 
 def assert_clean(text: str) -> None:
@@ -85,6 +81,24 @@ def test_values_too_short_to_be_secrets_are_not_registered():
     ("https://s3.example/k?X-Amz-Signature=deadbeef&X-Amz-Date=1", "https://s3.example/k?X-Amz-Signature=***&X-Amz-Date=1"),
 ])
 def test_credential_shaped_values_are_masked_even_when_never_registered(text, masked):
+    assert redact(text) == masked
+
+
+@pytest.mark.parametrize("text", [
+    "the redirect carries no authorization code: run `mycase-sync auth` again",
+    "postcode=12345 barcode: 99",
+    "the signature: checked",
+])
+def test_prose_that_uses_a_credential_word_is_left_alone(text):
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize("text,masked", [
+    ("client_secret: cs-1 api_key : k-2", "client_secret: *** api_key : ***"),
+    ("{'code': 'abc'}", "{'code': '***'}"),
+    ("auth_code=abc&x=1", "auth_code=***&x=1"),
+])
+def test_credential_fields_are_masked_in_every_form_they_take(text, masked):
     assert redact(text) == masked
 
 

@@ -4,6 +4,7 @@ one line and exits 130 (SIGINT) or 143 (SIGTERM, SIGHUP); a token refresh is nev
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import time
@@ -55,6 +56,9 @@ def test_a_signal_mid_run_records_the_run_interrupted_and_says_so_in_one_line(co
     assert hook.sent
     assert hook.proc.returncode == code, err
     assert err.strip().splitlines()[-1] == LINE and err.count("interrupted") == 1, err  # after its warnings
+    so_far = err.strip().splitlines()[-2]  # what it did, off a terminal too
+    assert re.fullmatch(r"import-matters: \d+ created, \d+ updated, \d+ unchanged, \d+ skipped, \d+ failed so far",
+                        so_far), err
     assert "Aborted" not in err and "Traceback" not in err
     assert last_run(db_path, "import-matters")[0] == "interrupted"
 
@@ -86,7 +90,8 @@ def test_sigterm_while_the_token_refresh_answer_is_on_its_way_keeps_the_new_refr
         del mycase.handle
     assert mycase.refresh_calls == 1
     assert proc.returncode == 143, err
-    assert err.strip().splitlines() == [LINE], err
+    so_far, line = err.strip().splitlines()
+    assert line == LINE and re.fullmatch(r"push-messages: \d+ sent, \d+ adopted, \d+ failed so far", so_far), err
 
     again = connected.run("push-messages")  # no `auth` needed: the new tokens were saved
     assert again.code == 0, again.output

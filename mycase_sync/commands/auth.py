@@ -20,11 +20,22 @@ def auth(ctx: click.Context, no_browser, redirect_url, timeout):
     from mycase_sync.mycase.auth import run_auth_flow
 
     # An empty --redirect-url prints the authorization URL first, then prompts for the landing URL.
-    who = run_auth_flow(ctx.obj.app, say=click.echo, ask=lambda prompt: click.prompt(prompt, err=True),
+    who = run_auth_flow(ctx.obj.app, say=click.echo, ask=_ask,
                         no_browser=no_browser, redirect_url=redirect_url, timeout=timeout)
     from mycase_sync.health import connected_line
 
     click.echo(connected_line(who))
+
+
+def _ask(prompt: str) -> str:
+    """The line pasted after the prompt; "" when standard input ends first (Ctrl-D, </dev/null)."""
+    try:
+        return click.prompt(prompt, err=True, default="", show_default=False)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, EOFError):  # Ctrl-C stays an interruption
+            click.echo(err=True)  # end the prompt's line
+            return ""
+        raise
 
 
 @auth.command("status", epilog=reads(*STATE, *MYCASE, *REQUESTS, note=" (the last seven with --verify only)"))

@@ -122,6 +122,31 @@ def landing_url(text: str, redirect_uri: str) -> str:
     return urlsplit(redirect_uri)._replace(query=query).geturl()
 
 
+REDIRECT_FIELDS = ("code", "state", "error")  # what a redirect from MyCase's sign-in page carries
+
+
+def pasted_url(text: str, redirect_uri: str) -> str:
+    """The landing URL from what a person pasted, or ConfigError (exit 2) for what is no URL at all:
+    nothing pasted, text with spaces, or no query with any of a redirect's fields in it."""
+    from mycase_sync.errors import ConfigError
+    from mycase_sync.text import clean_line
+
+    text = text.strip()
+    if not text:
+        raise ConfigError("no URL given: paste the address the browser landed on (it starts with"
+                          f" {redirect_uri}), or give it as --redirect-url URL")
+    url = landing_url(text, redirect_uri)
+    parts = urlsplit(url)
+    fields = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    if any(c.isspace() for c in text) or parts.scheme not in ("http", "https") or not parts.netloc \
+            or not fields & set(REDIRECT_FIELDS):
+        shown = clean_line(text)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ConfigError(f"{shown!r} is not a URL the browser landed on: paste the whole address from the"
+                          f" browser's address bar (it starts with {redirect_uri})")
+    return url
+
+
 _NO_STATE = object()  # equal to no state: oauthlib then raises MismatchingStateError
 
 
@@ -260,7 +285,7 @@ def run_auth_flow(app, say: Callable[..., None], ask: Callable[[str], str], no_b
     store = app.store
     redirect_uri = settings.mycase_redirect_uri
     if redirect_url:
-        code = code_from_redirect(landing_url(redirect_url, redirect_uri), lambda state: take_pending(store, state))
+        code = code_from_redirect(pasted_url(redirect_url, redirect_uri), lambda state: take_pending(store, state))
     else:
         listen = redirect_url is None and is_loopback(urlsplit(settings.mycase_redirect_uri).hostname)
         if redirect_url is None and not listen:
@@ -276,7 +301,7 @@ def run_auth_flow(app, say: Callable[..., None], ask: Callable[[str], str], no_b
         url = authorize_url(settings, state_box["state"])
         if listener is None:
             say(url)
-            code = code_from_redirect(landing_url(ask("URL the browser landed on"), redirect_uri),
+            code = code_from_redirect(pasted_url(ask("URL the browser landed on"), redirect_uri),
                                       lambda state: take_pending(store, state))
         else:
             if not no_browser and _can_open_browser() and _open_browser(url):

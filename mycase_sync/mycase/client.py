@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from mycase_sync.errors import AuthorizationError, RefusedURL, ServiceError, SettingRefused
+from mycase_sync.errors import AuthorizationError, RefusedURL, ServiceError, SettingRefused, SyncError
 from mycase_sync.http import ServiceSession, check_followable_url, json_body, raise_for_status
 from mycase_sync.netaddr import is_loopback_url
 
@@ -47,6 +47,9 @@ NOTE_TEXT = "note"
 DOCUMENT_DESCRIPTION = "description"
 UPLOAD_URL = "put_url"
 UPLOAD_HEADERS = "put_headers"
+
+# Headers
+H_ITEM_COUNT = "Item-Count"  # a list's total, sometimes missing [seen]: shown to people, never used to stop
 
 # Query parameters
 P_PAGE_SIZE = "page_size"
@@ -220,6 +223,36 @@ class MyCaseClient:
     def iter_client_pages(self, updated_after: str) -> Iterator[list]:
         """Pages of clients (people) created or updated at or after `updated_after`; each lists its cases."""
         return self.iter_pages(CLIENTS, {P_PAGE_SIZE: PAGE_SIZE, P_UPDATED_AFTER: updated_after})
+
+    def count_cases(self, updated_after: str | None = None) -> int | None:
+        """How many open and closed cases (updated at or after `updated_after`) MyCase says it holds,
+        from the Item-Count of a one-case page of each list; None when it does not say.
+
+        For people only (a progress total, the matters left out of the window): never to decide
+        when a list ends, and a count that cannot be had is no failure of the run."""
+        total = 0
+        for status in (STATUS_OPEN, STATUS_CLOSED):
+            params = {P_PAGE_SIZE: 1, P_STATUS: status}
+            if updated_after:
+                params[P_UPDATED_AFTER] = updated_after
+            count = None
+            for _ in range(2):  # the header is missing from some answers, not from every one
+                try:
+                    response = self.request("GET", self.base + CASES, params=params)
+                except SyncError:  # down, refused, no longer authorised: the run's own requests say so
+                    return None
+                text = response.headers.get(H_ITEM_COUNT, "").strip()
+                status_code = response.status_code
+                response.close()
+                if status_code != 200:
+                    return None
+                if text.isascii() and text.isdigit() and len(text) <= 12:
+                    count = int(text)
+                    break
+            if count is None:
+                return None
+            total += count
+        return total
 
     def get_case(self, case_id: str | int) -> dict | None:
         """One case with clients expanded; None when MyCase no longer has it (404)."""

@@ -1,8 +1,11 @@
 """`mycase-sync sandbox serve`: run both emulators locally and say how to point the tool at them."""
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 import signal
+import tempfile
 import threading
 
 import click
@@ -89,24 +92,29 @@ def sandbox_group():
 @click.option("--matters", type=click.IntRange(0), default=300, show_default=True, help="Cases in the generated firm.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated firm.")
 @click.option("--latency-ms", help="Added latency per request in ms, fixed (A) or random (A-B); "
-                                   "MYCASE[,CASESTATUS], one value for both.")
-@click.option("--rate-limit", help="Requests per second: MYCASE[,CASESTATUS]; 0 turns a limit off. [default: 25]")
+                                   "MYCASE[,CASESTATUS], one value for both. [default: none]")
+@click.option("--rate-limit", help="Requests per second: MYCASE[,CASESTATUS]; 0 turns a limit off. "
+                                   "[default: 25 for MyCase (its documented limit), none for Case Status]")
 @click.option("--access-token-lifetime", type=click.IntRange(1), default=86400, show_default=True,
               help="Seconds a MyCase access token lives.")
 @click.option("--refresh-token-lifetime", type=click.IntRange(1), default=14 * 86400, show_default=True,
               help="Seconds a MyCase refresh token lives.")
-@click.option("--retry-after", type=click.IntRange(0), help="Seconds MyCase's 429 answers carry in Retry-After "
-              "(none by default, as live).")
+@click.option("--retry-after", type=click.IntRange(0), help="Seconds MyCase's 429 answers carry in Retry-After. "
+              "[default: none, as live]")
 @click.option("--fault", "faults", multiple=True, metavar="SERVICE:METHOD:PATH_REGEX:KIND[:NTH[:TIMES]]",
               help="Planned failure, repeatable, e.g. mycase:POST:/v1/cases/\\d+/notes:drop:3 "
-                   "(KIND: 500, 502, 503, 504, 429, drop, timeout, drop_before).")
+                   "(KIND: 500, 502, 503, 504, 429, drop, timeout, drop_before): the NTH matching request "
+                   "and the TIMES-1 after it fail. [default: NTH 1, TIMES 1; no failure planned]")
 @_alternative_flags
 def serve(port, matters, seed, latency_ms, rate_limit, access_token_lifetime, refresh_token_lifetime,
           retry_after, faults, **alternatives):
     """Serve both services on 127.0.0.1 until Ctrl-C, after printing the environment for the tool.
 
     Paste the printed lines into your shell (or eval them), then run `mycase-sync auth`:
-    the sandbox consents at once and redirects to MYCASE_REDIRECT_URI.
+    the sandbox consents at once and redirects to MYCASE_REDIRECT_URI. They also set
+    MYCASE_SYNC_DB to a throw-away state store (removed when the sandbox stops), so the
+    sandbox's tokens never reach your real one. Each --alternative flag is off by default:
+    the services then behave as documented.
     """
     mycase_latency, casestatus_latency = _latencies(latency_ms)
     plans = [_fault(spec) for spec in faults]
@@ -117,13 +125,14 @@ def serve(port, matters, seed, latency_ms, rate_limit, access_token_lifetime, re
     config.mycase_rate_limit, config.casestatus_rate_limit = _rate_limits(rate_limit, config)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    scratch = tempfile.mkdtemp(prefix="mycase-sync-sandbox-")  # 0700: the state store for these runs
     try:
         with Sandbox(config) as sandbox:
             try:
                 sandbox.mycase.retry_after = retry_after
                 for service, *plan in plans:
                     getattr(sandbox, service).faults.add(*plan)
-                for name, value in sandbox.env().items():
+                for name, value in {**sandbox.env(), "MYCASE_SYNC_DB": os.path.join(scratch, "state.db")}.items():
                     click.echo(f"export {name}={shlex.quote(value)}")
                 click.echo(f"# MyCase {sandbox.mycase_url} ({matters} matters, seed {seed}); "
                            f"Case Status {sandbox.casestatus_url}. Ctrl-C stops.", err=True)
@@ -135,7 +144,8 @@ def serve(port, matters, seed, latency_ms, rate_limit, access_token_lifetime, re
         raise click.ClickException(f"cannot serve on port {port}: {exc}")
     finally:
         signal.signal(signal.SIGTERM, previous)
-    click.echo("# sandbox stopped", err=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    click.echo(f"# sandbox stopped; its state store {scratch} is removed", err=True)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from mycase_sync.casestatus import client as cs
 from mycase_sync.errors import ServiceError, TemporaryError
 from mycase_sync.mycase import client as mc
 from mycase_sync.report import ReportRow
+from mycase_sync.sync.import_summary import ACTIONS, VERB
 from mycase_sync.store import MatterState
 from mycase_sync.store.matters import CaseIndex, MatterRow
 from mycase_sync.sync.mapping import (
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_PER_WORKER = 4
 FAILED, SKIPPED, SYNCED, PENDING = MatterState.FAILED, MatterState.SKIPPED, MatterState.SYNCED, MatterState.PENDING
 IGNORED = MatterState.IGNORED
-ACTIONS = ("created", "updated", "closed", "reopened", "unchanged", "skipped", "failed")
+SHOWN_OUTCOMES = ("created", "updated", "unchanged", "skipped", "failed")  # on the bar from the start
 
 
 class ImportRun:
@@ -69,6 +70,7 @@ class ImportRun:
         self.report = report
         self.counts: Counter = Counter({a: 0 for a in ACTIONS})
         self.with_notes = 0
+        self.users_to_create: dict[str, str] = {}  # a dry run's users it would create: email -> attorney
         self.unqueued = 0  # failures the store could not queue for retry (no usable id)
         self.temporary: TemporaryError | None = None
         self.unavailable = threading.Event()  # a worker found Case Status down: the others stop writing
@@ -82,6 +84,8 @@ class ImportRun:
         self.in_flight: dict[Future, str] = {}
         self.window = self.settings.workers * IN_FLIGHT_PER_WORKER
         self.progress = None  # the run's progress display (App.progress)
+        self.done = 0  # matters finished (each has its report row)
+        self.total_known = False  # the progress display was given MyCase's count
         self.cases: CaseIndex | None = None  # the backfill's one read of the Case Status case list
         self.scan_lock = threading.Lock()
 
@@ -227,6 +231,7 @@ class ImportRun:
             check_lead_is_user(matter, self.users.emails)
         if self.dry_run:
             matter.notes.append(f"would create Case Status user {lead.email} for lead attorney {lead.name}")
+            self.users_to_create[lead.email or ""] = lead.name
             self.users.add(lead.email or "")
             return False
         return True
@@ -312,12 +317,33 @@ class ImportRun:
         self.finish_report(matter.mycase_id, matter.readable_id, action, changed, reason)
 
     def finish_report(self, mid: str, readable: str | None, action: str, changed: list[str], reason: str) -> None:
-        shown = f"would {_VERB[action]}" if self.dry_run and action in _VERB else action
+        shown = f"would {VERB[action]}" if self.dry_run and action in VERB else action
         self.report.write(ReportRow(mid, readable, shown, changed, reason))
+        self.done += 1
         if self.progress is not None:
-            self.progress.advance()
+            self.progress.advance(outcome=action)
 
     # --- the run --------------------------------------------------------------------------------
+    def take_ids(self, case_ids: list[str]) -> None:
+        """--case: just these matters, read by id."""
+        self.progress.total(len(case_ids))
+        for mid in case_ids:
+            case = self.mycase.get_case(mid)
+            if case is None:
+                self.finish_report(mid, None, FAILED, [], "not found in MyCase")
+                log.warning("matter %s: not found in MyCase", mid)
+                self.counts[FAILED] += 1
+                continue
+            self.take(case, listed=False)
+
+    def show_total(self, updated_after: str) -> None:
+        """For a person watching the bar: the listing's total as MyCase counts it, plus the retries."""
+        if self.progress.visible:
+            listed = self.mycase.count_cases(updated_after=updated_after)
+            if listed is not None:
+                self.total_known = True
+                self.progress.total(listed + len(self.retry))
+
     def retry_by_id(self) -> None:
         """Read each matter to retry by id and take it, in id order.
 
@@ -325,6 +351,8 @@ class ImportRun:
         read one after another they made a quiet night on a big firm wait on them alone. The window
         stays small so that memory stays flat and an outage stops the run soon.
         """
+        if self.total_known:  # the listing is done: what is left is in flight, or a retry not listed
+            self.progress.total(self.done + len(self.in_flight) + len(self.retry))
         order = iter(sorted(self.retry, key=lambda v: (len(v), v)))
         readers = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="mycase")
         ahead: deque[tuple[str, Future]] = deque()
@@ -368,8 +396,6 @@ class ImportRun:
                     log.debug("could not record a finished matter while stopping", exc_info=True)
         self.in_flight.clear()
 
-
-_VERB = {"created": "create", "updated": "update", "closed": "close", "reopened": "reopen"}
 
 
 def _readable(case: dict) -> str | None:

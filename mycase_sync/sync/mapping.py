@@ -237,7 +237,7 @@ def _clients(case: dict, region: str, notes: list[str]) -> list[dict]:
         email = email.strip() if isinstance(email, str) and "@" in email else None
         phone, problem = mobile_e164(item.get(mc.CLIENT_CELL_PHONE), region)
         if problem:
-            notes.append(f"client {first} {last} has {problem}: they cannot log in to Case Status")
+            notes.append(f"client {first} {last}: {problem}; they cannot log in to Case Status")
         clients.append({cs.CLIENT_FIRST_NAME: first, cs.CLIENT_LAST_NAME: last,
                         cs.CLIENT_EMAIL: email, cs.CLIENT_CELL_PHONE: phone})
     if not clients:

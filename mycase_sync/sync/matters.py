@@ -34,7 +34,8 @@ from typing import Iterator
 
 from mycase_sync.errors import ServiceError, TemporaryError
 from mycase_sync.report import open_report
-from mycase_sync.sync.import_run import ACTIONS, FAILED, ImportRun
+from mycase_sync.sync.import_run import SHOWN_OUTCOMES, ImportRun
+from mycase_sync.sync.import_summary import ACTIONS, OUTSIDE_WINDOW, left_out, summary
 from mycase_sync.sync.mapping import normal_lower_bound
 from mycase_sync.values import iso, parse_iso, utcnow
 
@@ -78,58 +79,50 @@ def import_matters(app, run_id: str, full: bool = False, since: dt.datetime | No
     normal = normal_lower_bound(start, last, full)
     bound = since or normal
     moves_window = not dry_run and not case_ids and bound <= normal
+    ten_years = not case_ids and not since and bound == normal and (full or last is None)
     try:
-        with app.progress("Importing matters") as progress, _unavailable_is_temporary():
+        with app.progress(JOB + (" (dry run)" if dry_run else ""), outcomes=SHOWN_OUTCOMES) as progress:
             run.progress = progress
-            run.load_people()
-            if case_ids:
-                scope = f"case{'s' if len(case_ids) > 1 else ''} {', '.join(case_ids)}"
-                for mid in case_ids:
-                    case = app.mycase.get_case(mid)
-                    if case is None:
-                        run.finish_report(mid, None, FAILED, [], "not found in MyCase")
-                        log.warning("matter %s: not found in MyCase", mid)
-                        run.counts[FAILED] += 1
-                        continue
-                    run.take(case, listed=False)
-            else:
-                if last is None:  # no import has completed yet: this is the backfill
-                    run.prefetch_cases()
-                run.load_retry_set()
-                run.floor = bound.replace(microsecond=0)  # as sent: the filter is whole seconds
-                if last is not None and not full:
-                    added = run.add_client_changes(_as_param(bound))
-                    if added:
-                        log.info("clients edited since %s: %d of their imported matters are read by id unless listed",
-                                 _as_param(bound), added)
-                scope = f"matters updated since {bound:%Y-%m-%d %H:%M} UTC" + (
-                    " (--since)" if since else " (10 years)" if bound == normal and (full or last is None) else "")
-                for page in app.mycase.iter_case_pages(updated_after=_as_param(bound)):
-                    for case in page:
-                        run.take(case, listed=True)
-                run.retry_by_id()
-            run.drain()
+            try:
+                with _unavailable_is_temporary():
+                    run.load_people()
+                    if case_ids:
+                        scope = f"case{'s' if len(case_ids) > 1 else ''} {', '.join(case_ids)}"
+                        run.take_ids(case_ids)
+                    else:
+                        if last is None:  # no import has completed yet: this is the backfill
+                            run.prefetch_cases()
+                        run.load_retry_set()
+                        run.floor = bound.replace(microsecond=0)  # as sent: the filter is whole seconds
+                        if last is not None and not full:
+                            added = run.add_client_changes(_as_param(bound))
+                            if added:
+                                log.info("clients edited since %s: %d of their imported matters are read by id "
+                                         "unless listed", _as_param(bound), added)
+                        scope = f"matters updated since {bound:%Y-%m-%d %H:%M} UTC" + (
+                            " (--since)" if since else " (10 years)" if ten_years else "")
+                        run.show_total(_as_param(bound))
+                        for page in app.mycase.iter_case_pages(updated_after=_as_param(bound)):
+                            for case in page:
+                                run.take(case, listed=True)
+                        run.retry_by_id()
+                    run.drain()
+            except BaseException:
+                run.shutdown()  # inside the progress display: what an interruption says it did includes these
+                raise
     except BaseException:
-        run.shutdown()
         writer.close()
         raise
     run.pool.shutdown(wait=True)
     writer.close()
     if moves_window and run.unqueued == 0:
         store.set_cursor(JOB, {CURSOR_KEY: iso(start), "window_from": iso(bound), "run_id": run_id})
+    if ten_years:
+        older = left_out(app, _as_param(bound))
+        if older is not None:
+            run.counts[OUTSIDE_WINDOW] = older
+            scope += f"; {older} older matter{'s' if older != 1 else ''} left out"
     counts = {k: v for k, v in run.counts.items() if v or k in ACTIONS}
-    _summary(run, scope, time.monotonic() - began, app)
+    summary(run, scope, time.monotonic() - began, app, report)
     return counts
 
-
-def _summary(run: ImportRun, scope: str, seconds: float, app) -> None:
-    c = run.counts
-    words = ", ".join(f"{c[a]} {a}" for a in ACTIONS)
-    if c.get("users_created"):
-        words += f", {c['users_created']} Case Status users created"
-    prefix = "dry run, nothing written: would have " if run.dry_run else ""
-    notes = f"; {run.with_notes} imported with notes (see --report)" if run.with_notes else ""
-    # With failures the totals go to cron's mail too, under the failures listed one per line.
-    level = logging.WARNING if c[FAILED] else logging.INFO
-    log.log(level, "import-matters: %s%s (%s)%s; %d MyCase and %d Case Status requests in %.1f s", prefix, words,
-            scope, notes, app.mycase.session.requests_sent, app.casestatus.session.requests_sent, seconds)

@@ -272,13 +272,14 @@ def deliver(ctx: Context, items: list[Item], workers: int) -> Counter:
             outcome = attempt(item)
             with lock:
                 results[outcome] += 1
-                progress.advance()
+                progress.advance(outcome=outcome)
             if outcome in ("failed", "parked") and job.ordered and n + 1 < len(lane):
                 with lock:
                     results["held_back"] += len(lane) - n - 1
                 return
 
-    with ctx.app.progress(job.name, total=sum(len(lane) for lane in lanes)) as progress:
+    with ctx.app.progress(job.name, total=sum(len(lane) for lane in lanes), outcomes=("sent", "adopted", "failed")) \
+            as progress:
         pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(lanes))), thread_name_prefix=job.kind)
         try:
             futures = [pool.submit(run_lane, lane, progress) for lane in lanes]
