@@ -25,8 +25,10 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (  # name, default, meaning
     ("MYCASE_SYNC_TIMEOUT", "60", "read timeout in seconds (MyCase can take 20 s to answer)"),
     ("MYCASE_SYNC_BACKOFF", "1", "seconds before the first retry of a failed request; doubles each retry (with"
                                  " jitter, at most 30 s; five retries)"),
-    ("MYCASE_SYNC_PHONE_REGION", "US", "region for mobile numbers written without a country code"),
-    ("MYCASE_SYNC_CREATE_STAFF", "0", "1: create a Case Status user for a lead attorney who has none"),
+    ("MYCASE_SYNC_PHONE_REGION", "US", "region for mobile numbers written without a country code (a region code "
+     "the phonenumbers library knows: US, CA, GB...)"),
+    ("MYCASE_SYNC_CREATE_STAFF", "0", "1: create a Case Status user for a lead attorney who has none (yes-or-no "
+     "settings take 1/0, true/false, yes/no, on/off)"),
     ("MYCASE_DOCUMENTS_FOLDER", "(root folder)", "file pushed documents under this folder of the matter"),
 )
 
