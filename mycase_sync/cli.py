@@ -35,8 +35,9 @@ Exit codes:
 """
 
 
-# Where the full guide lives (installing on a server, scheduling, monitoring); also pyproject's Documentation URL.
-README_URL = "https://github.com/mycase-sync/mycase-sync#readme"
+# Where the full guide lives (installing on a server, scheduling, monitoring). The project has no public
+# home yet: once it has one, name its URL here (and as pyproject's Documentation URL).
+README = "README.md, in the project's source"
 MAIN_HELP = f"""Keep Case Status in step with MyCase.
 
 Imports every open and closed MyCase matter into Case Status, and pushes the
@@ -45,8 +46,7 @@ documents and messages shared in Case Status back into MyCase, each exactly once
 \b
 Start with `mycase-sync demo`. The settings are listed below, and
 `mycase-sync config` shows the ones in effect. The full guide (installing on a
-server, scheduling, monitoring) is the README:
-{README_URL}
+server, scheduling, monitoring) is {README}.
 """
 
 
