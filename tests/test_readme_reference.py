@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from mycase_sync import config
-from mycase_sync.cli import README
+from mycase_sync.cli import README as README_PLACE
 from mycase_sync.settings_help import SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ def test_the_script_rewrites_a_stale_reference_and_check_says_so(tmp_path, monke
 
 def test_help_names_the_readme_and_the_config_command():
     (main_help,) = [text for path, text in script().helps() if path == "mycase-sync"]
-    assert " ".join(README.split()) in " ".join(main_help.split()) and "`mycase-sync config`" in main_help
+    assert " ".join(README_PLACE.split()) in " ".join(main_help.split()) and "`mycase-sync config`" in main_help
 
 
 def readme_settings() -> dict[str, tuple[str, str]]:
