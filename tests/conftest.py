@@ -425,6 +425,7 @@ class KillAtWrite:
 
     def __init__(self, sandbox, k: int, when: str = "after", method: str | None = None, path: str | None = None,
                  services: Iterable[str] = ("mycase", "casestatus")):
+        self.sandbox = sandbox
         self.k = k
         self.when = when
         self.method = method
@@ -475,12 +476,14 @@ class KillAtWrite:
                 del service.handle  # back to the class's method
 
     def run(self, cli: Cli, *args: str, extra_env: dict | None = None, timeout: float = 120) -> dict:
-        """Run `mycase-sync ARGS` until this kills it; the hooks are removed after. Returns the write it died at."""
+        """Run `mycase-sync ARGS` until this kills it; the hooks are removed after. Returns the write it died at,
+        once every request the run had sent has landed in the sandbox or been dropped (none commits later)."""
         try:
             self.proc = cli.popen(*args, extra_env=extra_env)
             self.proc.communicate(timeout=timeout)
         finally:
             self.remove()
+        self.sandbox.wait_until_idle()
         assert self.killed is not None, f"the run ended after {self.seen} writes, before write {self.k}"
         assert self.proc.returncode == -signal.SIGKILL
         return self.killed
