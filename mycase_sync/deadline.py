@@ -34,6 +34,9 @@ class Watchdog:
     def __init__(self, seconds: float):
         self.seconds = seconds
         self.started = time.monotonic()
+        # A deadline from an absurd declared size (1e62 bytes) would overflow the timer's wait and kill
+        # its thread with a traceback; past TIMEOUT_MAX (years) no deadline can matter anyway.
+        seconds = min(seconds, threading.TIMEOUT_MAX)
         self.expired = False
         self._done = False
         self._conn: Any = None  # the urllib3 connection in use

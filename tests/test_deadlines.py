@@ -224,3 +224,18 @@ def test_a_409_nested_too_deeply_is_one_clear_error_not_a_recursion_error(reques
     cs.close()
     assert str(caught.value) == ("Case Status POST /v1/api/cases: HTTP 409: answer nested too deeply "
                                  "(more than 32 levels)")
+
+
+def test_a_deadline_from_an_absurd_declared_size_never_kills_the_timer_thread():
+    """Found by the hostile-input property test: a file record declaring 4.4e62 bytes gave a deadline
+    the timer could not wait for (OverflowError); its thread died with a traceback on stderr, and the
+    download went on with no deadline. The timer now waits at most what a lock wait may (years)."""
+    from mycase_sync.deadline import Watchdog
+
+    session = ServiceSession("Case Status files", 1000.0, READ_TIMEOUT)
+    watchdog = Watchdog(session.deadline_for(int(4.4e62)))
+    try:
+        assert watchdog._timer.interval <= threading.TIMEOUT_MAX
+    finally:
+        watchdog.cancel()
+        session.close()
