@@ -51,6 +51,14 @@ class Clock:
         return time.time() + self.offset
 
 
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()  # Service.serve_as: a field left out of the record served
+
+
 class HttpError(Exception):
     """Raised by a handler to answer with an error status and body."""
 
@@ -317,6 +325,7 @@ class Service:
         # the route had already refused it without reading the body)
         self.counters: Counter = Counter()  # "METHOD pattern" -> requests that reached the route
         self.after_write_hooks: list[Callable[[dict], None]] = []
+        self.served_as: dict[tuple[str, Any], dict] = {}  # see serve_as
         self.base_url: str | None = None  # set by ServiceServer
         self._rng = random.Random()
         self._rl_lock = threading.Lock()
@@ -354,6 +363,21 @@ class Service:
 
     def is_rate_limited_path(self, path: str) -> bool:
         return True
+
+    def serve_as(self, kind: str, record_id: Any, **fields: Any) -> None:
+        """Serve the `kind` record `record_id` ("case", "message", "file") with these fields in place
+        of its own, ABSENT ones left out: a malformed or hostile record as a service might send it
+        (wrong types, an id SQLite cannot hold, a key missing), while the stored record stays whole."""
+        with self.lock:
+            self.served_as.setdefault((kind, record_id), {}).update(fields)
+
+    def _served(self, kind: str, record_id: Any, rendered: dict) -> dict:
+        tampered = self.served_as.get((kind, record_id))
+        if not tampered:
+            return rendered
+        out = {k: v for k, v in rendered.items() if tampered.get(k) is not ABSENT}
+        out.update((k, v) for k, v in tampered.items() if v is not ABSENT)
+        return out
 
     # -- introspection ------------------------------------------------------------------------------
     def violation(self, message: str) -> None:

@@ -514,7 +514,7 @@ class MyCaseService(Service):
                 if name != "id":
                     out[name] = render_ts(client.get(name), n + 7) if name.endswith("_at") else client.get(name)
             clients.append(out)
-        return {
+        return self._served("case", case.get("id"), {
             "id": case.get("id"), "name": case.get("name"), "case_number": case.get("case_number"),
             "description": case.get("description"), "opened_date": case.get("opened_date"),
             "closed_date": case.get("closed_date"), "sol_date": case.get("sol_date"),
@@ -525,7 +525,7 @@ class MyCaseService(Service):
             "staff": staff, "custom_field_values": case.get("custom_field_values") or [],
             "office": case.get("office"),
             "created_at": render_ts(case.get("created_at"), n), "updated_at": render_ts(case.get("updated_at"), n + 1),
-        }
+        })
 
     def _render_staff(self, s: dict) -> dict:
         n = _as_int(s.get("id")) or 0
