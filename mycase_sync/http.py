@@ -25,6 +25,7 @@ import requests
 
 from mycase_sync.deadline import WatchedAdapter, Watchdog
 from mycase_sync.errors import OutcomeUnknown, RefusedURL, ServiceError, ServiceUnavailable, TemporaryError
+from mycase_sync.jsondepth import depth_of, page_without_deep_parts
 from mycase_sync.locks import open_private
 from mycase_sync.netaddr import is_loopback, is_loopback_url, literal_address
 from mycase_sync.redact import redact
@@ -181,20 +182,19 @@ def parse_json(response: requests.Response) -> Any:
     """response.json() with its nesting bounded: a ValueError (JSONTooDeep for too deep) if unusable.
 
     Python's decoder meets a deep enough answer with RecursionError, and an answer it can decode
-    may still be too deep for the encoder that stores it; both are refused here, once."""
+    may still be too deep for the encoder that stores it. One record nested too deeply is refused
+    here, once; a page of records keeps its records, the deep parts cut out (jsondepth)."""
     try:
         body = response.json()
     except RecursionError:
-        raise JSONTooDeep() from None
-    pending = [(body, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, (dict, list)):
-            if depth > MAX_JSON_DEPTH:
-                raise JSONTooDeep()
-            pending.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value)
-                           if isinstance(child, (dict, list)))
-    return body
+        pass
+    else:
+        if depth_of(body) <= MAX_JSON_DEPTH:
+            return body
+    page = page_without_deep_parts(response.text, MAX_JSON_DEPTH)
+    if page is None:
+        raise JSONTooDeep()
+    return page
 
 
 def error_detail(response: requests.Response) -> str:
