@@ -23,7 +23,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from mycase_sync.deadline import WatchedAdapter, Watchdog
 from mycase_sync.errors import OutcomeUnknown, RefusedURL, ServiceError, ServiceUnavailable, TemporaryError
+from mycase_sync.jsondepth import depth_of, page_without_deep_parts
 from mycase_sync.locks import open_private
 from mycase_sync.netaddr import is_loopback, is_loopback_url, literal_address
 from mycase_sync.redact import redact
@@ -180,20 +182,19 @@ def parse_json(response: requests.Response) -> Any:
     """response.json() with its nesting bounded: a ValueError (JSONTooDeep for too deep) if unusable.
 
     Python's decoder meets a deep enough answer with RecursionError, and an answer it can decode
-    may still be too deep for the encoder that stores it; both are refused here, once."""
+    may still be too deep for the encoder that stores it. One record nested too deeply is refused
+    here, once; a page of records keeps its records, the deep parts cut out (jsondepth)."""
     try:
         body = response.json()
     except RecursionError:
-        raise JSONTooDeep() from None
-    pending = [(body, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, (dict, list)):
-            if depth > MAX_JSON_DEPTH:
-                raise JSONTooDeep()
-            pending.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value)
-                           if isinstance(child, (dict, list)))
-    return body
+        pass
+    else:
+        if depth_of(body) <= MAX_JSON_DEPTH:
+            return body
+    page = page_without_deep_parts(response.text, MAX_JSON_DEPTH)
+    if page is None:
+        raise JSONTooDeep()
+    return page
 
 
 def error_detail(response: requests.Response) -> str:
@@ -235,52 +236,6 @@ def _xml_error(text: str) -> str:
     return redact(": ".join(words))[:300] if words else "unexpected XML answer"
 
 
-class Watchdog:
-    """One request attempt's overall deadline: when it passes, the answer's socket is shut for
-    reading, so whatever read is under way ends at once (and the attempt is reported as too slow).
-
-    `attach` is a requests response hook: it runs before the body is read, for every answer."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.started = time.monotonic()
-        self.expired = False
-        self._done = False
-        self._response: requests.Response | None = None
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def attach(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-        with self._lock:
-            self._response = response
-            if self.expired:
-                _shut(response)
-        return response
-
-    def _expire(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self.expired = True
-            if self._response is not None:
-                _shut(self._response)
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._done = True
-        self._timer.cancel()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-
-def _shut(response: requests.Response) -> None:
-    with contextlib.suppress(Exception):  # already released, closed, or not a socket (a test's fake)
-        response.raw.shutdown()
-
-
 class DeadlineExceeded(requests.exceptions.Timeout):
     """An attempt that took longer than its overall deadline (a Timeout: retried like one)."""
 
@@ -314,7 +269,7 @@ class ServiceSession(requests.Session):
     def __init__(self, service: str, rate: float, timeout: float, backoff_base: float = 1.0, max_retries: int = 5,
                  shared_with: Path | None = None, gateway_timeout_retries: int | None = None):
         super().__init__()
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_CONNECTIONS)
+        adapter = WatchedAdapter(pool_maxsize=POOL_CONNECTIONS)
         self.mount("https://", adapter)
         self.mount("http://", adapter)
         self.service = service
@@ -415,12 +370,13 @@ class ServiceSession(requests.Session):
             raise OutcomeUnknown(self.service, method, path, None, f"outcome unknown: {reason}") from None
 
     def _attempt(self, method: str, url: str, watchdog: Watchdog | None, *args: Any, **kwargs: Any) -> requests.Response:
-        """One attempt under its watchdog; DeadlineExceeded when the deadline cut it short."""
+        """One attempt under its watchdog (sending, the headers and the body); DeadlineExceeded when the
+        deadline cut it short."""
         if watchdog is None:
             return super().request(method, url, *args, **kwargs)
-        kwargs["hooks"] = {"response": [watchdog.attach]}
         try:
-            response = super().request(method, url, *args, **kwargs)
+            with watchdog.guarding():
+                response = super().request(method, url, *args, **kwargs)
         except BaseException as exc:
             watchdog.cancel()
             if isinstance(exc, BROKEN) and watchdog.expired:

@@ -427,15 +427,24 @@ def seed_imported(sandbox, db_path, case_ids) -> set[str]:
     return set(made)
 
 
+# How a CLI run ends after each signal: SIGKILL kills it; the others stop it at a safe point.
+EXIT_AFTER_SIGNAL = {signal.SIGKILL: -signal.SIGKILL, signal.SIGTERM: 143, signal.SIGHUP: 143, signal.SIGINT: 130}
+
+
 class KillAtWrite:
-    """SIGKILL a CLI run at its k-th write (to `services`, of `method` and a path matching `path`; any by default).
+    """SIGKILL a CLI run at its k-th write (to `services`, of `method` and a path matching `path`; any by default),
+    or send it `signum` (SIGTERM...) there.
 
     "after": once the write is committed, before its answer is sent (the after-write hook).
-    "before": as the write arrives, before anything is committed (it is then dropped unanswered).
+    "before": as the write arrives, before anything is committed. After SIGKILL it is dropped unanswered
+    (nobody is left to answer); after another signal it is then handled as usual (the run is still there).
     """
 
     def __init__(self, sandbox, k: int, when: str = "after", method: str | None = None, path: str | None = None,
-                 services: Iterable[str] = ("mycase", "casestatus")):
+                 services: Iterable[str] = ("mycase", "casestatus"), signum: int = signal.SIGKILL):
+        self.sandbox = sandbox
+        self.signum = signum
+        self.stdout = self.stderr = ""
         self.k = k
         self.when = when
         self.method = method
@@ -461,7 +470,7 @@ class KillAtWrite:
             self.seen += 1
             if self.seen != self.k or self.proc is None:
                 return False
-            os.kill(self.proc.pid, signal.SIGKILL)
+            os.kill(self.proc.pid, self.signum)
             self.killed = entry
             return True
 
@@ -472,7 +481,8 @@ class KillAtWrite:
         from mycase_sync.sandbox.core import WRITE_METHODS
 
         def wrapped(req):
-            if req.method in WRITE_METHODS and self._hit({"method": req.method, "path": req.path}):
+            if req.method in WRITE_METHODS and self._hit({"method": req.method, "path": req.path}) \
+                    and self.signum == signal.SIGKILL:
                 return None, "drop_before"  # the client is gone: nothing is committed, nothing answered
             return handle(req)
 
@@ -486,12 +496,15 @@ class KillAtWrite:
                 del service.handle  # back to the class's method
 
     def run(self, cli: Cli, *args: str, extra_env: dict | None = None, timeout: float = 120) -> dict:
-        """Run `mycase-sync ARGS` until this kills it; the hooks are removed after. Returns the write it died at."""
+        """Run `mycase-sync ARGS` until this kills (or stops) it; the hooks are removed after. Returns the write
+        it died at, once every request the run had sent has landed in the sandbox or been dropped (none commits
+        later). What the run printed is kept in `stdout` and `stderr`."""
         try:
             self.proc = cli.popen(*args, extra_env=extra_env)
-            self.proc.communicate(timeout=timeout)
+            self.stdout, self.stderr = self.proc.communicate(timeout=timeout)
         finally:
             self.remove()
+        self.sandbox.wait_until_idle()
         assert self.killed is not None, f"the run ended after {self.seen} writes, before write {self.k}"
-        assert self.proc.returncode == -signal.SIGKILL
+        assert self.proc.returncode == EXIT_AFTER_SIGNAL[self.signum], (self.proc.returncode, self.stderr)
         return self.killed

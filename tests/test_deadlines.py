@@ -4,7 +4,9 @@ A small local HTTP server (the sandbox cannot trickle) serves:
 - /forever: bytes without end (no Content-Length), as fast as the client reads;
 - /trickle/N: Content-Length N, then one byte every TRICKLE_GAP seconds (each read well within
   the read timeout, so only an overall deadline can stop it);
-- /json-trickle: a JSON answer that trickles the same way.
+- /json-trickle: a JSON answer that trickles the same way;
+- /header-trickle: a JSON answer whose status line and headers trickle the same way (POST too:
+  the request body is read whole first).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from test_reliability_security import settings_for
 
 READ_TIMEOUT = 0.5  # MYCASE_SYNC_TIMEOUT in these tests: the deadline of a small answer is 2 x 0.5 s
 TRICKLE_GAP = 0.2  # seconds between two bytes of a trickle: each read is within the read timeout
+TRICKLED_HEAD = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -61,8 +64,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self._trickle(b"y" * int(self.path.rsplit("/", 1)[1]), "application/octet-stream")
             elif self.path == "/json-trickle":
                 self._trickle(b'{"data": [' + b"1, " * 40 + b"1]}", "application/json")
+            elif self.path == "/header-trickle":
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                for n in range(len(TRICKLED_HEAD)):  # 14 s, each read well within the read timeout
+                    self.wfile.write(TRICKLED_HEAD[n:n + 1])
+                    self.wfile.flush()
+                    self.server.head_sent = n + 1
+                    time.sleep(TRICKLE_GAP)
+                self.wfile.write(b"{}")
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    do_POST = do_GET
 
 
 @pytest.fixture
@@ -71,6 +84,7 @@ def server():
     httpd.daemon_threads = True
     httpd.hits = 0
     httpd.sent = 0
+    httpd.head_sent = 0
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd
@@ -137,6 +151,22 @@ def test_an_api_answer_that_trickles_is_a_temporary_failure_after_its_retries(se
           f"2 attempts in {seconds:.2f} s")
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_an_answer_whose_headers_trickle_is_cut_at_the_deadline_of_the_whole_attempt(server, method):
+    """The deadline covers the attempt from its start, not from the moment the headers are in."""
+    base, httpd = server
+    session = ServiceSession("Case Status", 1000.0, READ_TIMEOUT, max_retries=0)
+    expected = TemporaryError if method == "GET" else OutcomeUnknown
+    with pytest.raises(expected) as caught:
+        session.request(method, f"{base}/header-trickle", json={"x": 1} if method == "POST" else None)
+    assert httpd.head_sent < len(TRICKLED_HEAD)  # before, it waited for the whole head, then cut the body
+    session.close()
+    assert str(caught.value) == (f"Case Status unreachable (GET /header-trickle): no complete answer within 1 s"
+                                 if method == "GET" else "Case Status POST /header-trickle: no answer: outcome "
+                                 "unknown: no complete answer within 1 s")
+    assert httpd.hits == 1
+
+
 def test_a_write_whose_answer_trickles_has_an_unknown_outcome(server):
     base, _ = server
     session = ServiceSession("MyCase", 1000.0, READ_TIMEOUT, max_retries=1)
@@ -194,3 +224,18 @@ def test_a_409_nested_too_deeply_is_one_clear_error_not_a_recursion_error(reques
     cs.close()
     assert str(caught.value) == ("Case Status POST /v1/api/cases: HTTP 409: answer nested too deeply "
                                  "(more than 32 levels)")
+
+
+def test_a_deadline_from_an_absurd_declared_size_never_kills_the_timer_thread():
+    """Found by the hostile-input property test: a file record declaring 4.4e62 bytes gave a deadline
+    the timer could not wait for (OverflowError); its thread died with a traceback on stderr, and the
+    download went on with no deadline. The timer now waits at most what a lock wait may (years)."""
+    from mycase_sync.deadline import Watchdog
+
+    session = ServiceSession("Case Status files", 1000.0, READ_TIMEOUT)
+    watchdog = Watchdog(session.deadline_for(int(4.4e62)))
+    try:
+        assert watchdog._timer.interval <= threading.TIMEOUT_MAX
+    finally:
+        watchdog.cancel()
+        session.close()

@@ -10,23 +10,33 @@ write of the run. The next run must finish as a clean run does and leave every m
 Case Status with the right fields (and its stage written once), every message once as a note and
 every document once with the right bytes.
 
+The same 26 points again with SIGTERM (what `timeout`, systemd and a shutdown send) in place of
+SIGKILL: the run stops at its next safe point, exits 143 with one line, and its run row says
+`interrupted`; the next run ends in the same exact state.
+
 The default run kills each job at 4 of those points (the first, a middle and the last after a
-write, and one before a write; between them every kind of write); the soak run (`-m soak`) takes all
-26, and then every single write of every job.
+write, and one before a write; between them every kind of write), and stops it with SIGTERM at 2
+(a middle one after a write, one before); the soak run (`-m soak`) takes all 26 of each, and then
+every single write of every job with SIGKILL.
 """
 
 from __future__ import annotations
+
+import signal
 
 import pytest
 
 from conftest import Cli, KillAtWrite, active_cases, sandbox_cli, seed_imported, seed_tokens
 from mycase_sync.sandbox.server import Sandbox, SandboxConfig
+from mycase_sync.store import open_store
 from oracle import assert_job_end_state
 
 POINTS = 20  # after a committed write, per job; before one: BEFORE_POINTS more
 BEFORE_POINTS = 6
 DEFAULT_AFTER = (0, POINTS // 2, POINTS - 1)  # the points the default run takes; the soak run all
 DEFAULT_BEFORE = (BEFORE_POINTS // 2,)
+DEFAULT_SIGTERM = {("after", POINTS // 2), ("before", BEFORE_POINTS // 2)}
+INTERRUPTED_LINE = "mycase-sync: interrupted; nothing lost, run it again to continue"
 FAST = {"MYCASE_RATE_LIMIT": "1000", "CASESTATUS_RATE_LIMIT": "1000"}
 PUSH_JOBS = ["push-messages", "push-documents"]
 IMPORT = "import-matters"
@@ -90,9 +100,20 @@ def crash_points(total: int, points: int = POINTS) -> list[int]:
     return sorted({round(1 + i * (total - 1) / (points - 1)) for i in range(points)})
 
 
-def crash_then_finish(sandbox, connected: Cli, job: str, k: int, when: str = "after", code: int = 0) -> dict:
-    """Run `job`, SIGKILL it at its k-th write, then rerun until it ends as a clean run does (at most twice)."""
-    killed = KillAtWrite(sandbox, k, when).run(connected, job, extra_env=FAST)
+def crash_then_finish(sandbox, connected: Cli, job: str, k: int, when: str = "after", code: int = 0,
+                      signum: int = signal.SIGKILL) -> dict:
+    """Run `job`, SIGKILL it (or send it `signum`) at its k-th write, then rerun until it ends as a clean run
+    does (at most twice). A run stopped by SIGTERM must have said so in one line and be recorded as interrupted."""
+    stop = KillAtWrite(sandbox, k, when, signum=signum)
+    killed = stop.run(connected, job, extra_env=FAST)
+    if signum != signal.SIGKILL:
+        assert stop.stderr.strip().splitlines()[-1] == INTERRUPTED_LINE, stop.stderr
+        assert "Traceback" not in stop.stderr
+        store = open_store(connected.db_path())
+        try:
+            assert store.last_run(job)["outcome"] == "interrupted"
+        finally:
+            store.close()
     for _ in range(2):
         result = connected.run(job, extra_env=FAST)
         if result.code == code:
@@ -117,21 +138,28 @@ def test_the_crash_points_cover_every_kind_of_write(clean_writes):
         assert by_default == kinds, (job, by_default)
 
 
-# After a write: POINTS per job. Before a write (nothing committed): BEFORE_POINTS more. The default
-# run takes DEFAULT_AFTER and DEFAULT_BEFORE of them; the others are soak.
-MATRIX = [pytest.param(when, p, id=f"{when}-{p}",
-                       marks=() if p in (DEFAULT_AFTER if when == "after" else DEFAULT_BEFORE) else pytest.mark.soak)
+def by_default(signum: int, when: str, point: int) -> bool:
+    if signum == signal.SIGKILL:
+        return point in (DEFAULT_AFTER if when == "after" else DEFAULT_BEFORE)
+    return (when, point) in DEFAULT_SIGTERM
+
+
+# After a write: POINTS per job. Before a write (nothing committed): BEFORE_POINTS more. Each with
+# SIGKILL and with SIGTERM. The default run takes those `by_default` says; the others are soak.
+MATRIX = [pytest.param(signum, when, p, id=f"{signum.name}-{when}-{p}",
+                       marks=() if by_default(signum, when, p) else pytest.mark.soak)
+          for signum in (signal.SIGKILL, signal.SIGTERM)
           for when, count in (("after", POINTS), ("before", BEFORE_POINTS)) for p in range(count)]
 
 
-@pytest.mark.parametrize("when, point", MATRIX)
+@pytest.mark.parametrize("signum, when, point", MATRIX)
 @pytest.mark.parametrize("job", [IMPORT, *PUSH_JOBS])
 def test_a_job_killed_at_any_write_loses_and_duplicates_nothing(connected, sandbox, db_path, clean_writes, job,
-                                                               when, point):
+                                                               signum, when, point):
     writes = clean_writes(job)
     k = crash_points(len(writes), POINTS if when == "after" else BEFORE_POINTS)[point]
     mapped = seed_imported(sandbox, db_path, active_cases(sandbox)) if job != IMPORT else set()
-    crash_then_finish(sandbox, connected, job, k, when, code=clean_writes.exit_code(job))
+    crash_then_finish(sandbox, connected, job, k, when, code=clean_writes.exit_code(job), signum=signum)
     assert_job_end_state(sandbox, db_path, job, mapped)
 
 

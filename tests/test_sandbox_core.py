@@ -81,6 +81,35 @@ def test_keep_alive_serves_several_requests_on_one_connection(echo):
     assert service.violations == ["POST /items: body is not valid JSON"]
 
 
+def test_after_a_client_hangs_up_wait_until_idle_returns_once_its_requests_have_landed():
+    """A killed job's last requests may still be inside the server; a test counting commits waits for them."""
+    service = Echo(Clock())
+    server = ServiceServer(service)
+    release = threading.Event()
+    real_handle = service.handle
+
+    def held(req):  # the request is in the server, not yet run
+        release.wait(30)
+        return real_handle(req)
+
+    service.handle = held
+    try:
+        body = b'{"name": "late"}'
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        # the client is gone, its request is not yet run: not idle (a bounded wait, then False)
+        assert server.wait_until_idle(timeout=0.2) is False
+        assert service.commits == 0
+        release.set()
+        assert server.wait_until_idle(timeout=30) is True
+        assert service.commits == 1  # landed, and counted only now
+        assert server.wait_until_idle(timeout=0) is True
+    finally:
+        release.set()
+        server.stop()
+
+
 @pytest.mark.parametrize("framing", ["length", "chunked"])
 def test_a_body_cut_off_by_a_dying_client_never_reaches_the_route(echo, framing):
     """A killed job leaves half a body behind; a real server drops it, so must the sandbox."""

@@ -6,6 +6,7 @@ never through the connection that wrote.
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from mycase_sync.store import schema as store_module
 from mycase_sync.errors import ConfigError, TemporaryError
+from mycase_sync.signals import Interrupted, handled
 from mycase_sync.store import open_store
 
 
@@ -182,6 +184,55 @@ def test_a_commit_that_fails_leaves_no_transaction_open(db_path):
     store.set_cursor("push-messages", {"page": 2})
     store.close()
     assert next_run_sees(db_path, "push-messages") == ({"page": 2}, [])
+
+
+class _SignalRightAfterBegin:
+    """The store's connection, but SIGTERM lands the moment BEGIN returns (before the next statement)."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+    def execute(self, sql, *args):
+        cursor = self._conn.execute(sql, *args)
+        if sql.startswith("BEGIN"):
+            signal.raise_signal(signal.SIGTERM)  # under handled(): Interrupted at the next line of Python
+        return cursor
+
+
+def test_a_stop_signal_right_after_begin_leaves_no_transaction_open(db_path):
+    """Found by the SIGTERM crash matrix: the run row stayed `running` after exit 143, because the
+    interrupted run's final write went into a transaction nobody would commit."""
+    store = open_store(db_path)
+    real = store.db.conn
+    store.db.conn = _SignalRightAfterBegin(real)
+    try:
+        with pytest.raises(Interrupted), handled():
+            with store.transaction() as db:
+                db["matters"].insert({"mycase_id": "1", "state": "synced"})
+    finally:
+        store.db.conn = real
+    assert not real.in_transaction
+    store.set_cursor("push-messages", {"page": 2})  # what the run records next (its outcome) is kept
+    store.close()
+    assert next_run_sees(db_path, "push-messages") == ({"page": 2}, ["1"])  # the signal waited for the commit
+
+
+def test_a_stop_signal_inside_a_transaction_takes_effect_once_it_is_committed(db_path):
+    """Found by the SIGTERM crash matrix: a signal landing between a transaction's enter and its block left
+    it open, and the run's `interrupted` record went into it, never committed. The store defers it instead."""
+    store = open_store(db_path)
+    with pytest.raises(Interrupted), handled():
+        with store.transaction() as db:
+            db["matters"].insert({"mycase_id": "1", "state": "synced"})
+            signal.raise_signal(signal.SIGTERM)
+            db["matters"].insert({"mycase_id": "2", "state": "synced"})
+    assert not store.db.conn.in_transaction
+    store.set_cursor("push-messages", {"page": 2})
+    store.close()
+    assert next_run_sees(db_path, "push-messages") == ({"page": 2}, ["1", "2"])
 
 
 def test_a_store_busy_past_the_timeout_is_a_temporary_error(db_path):

@@ -389,16 +389,17 @@ class CaseStatusService(Service):
         out = {k: v for k, v in message.items() if k != "case_id"}
         out["readable_id"] = case["readable_id"]
         out["integration_id"] = case["integration_id"]
-        return out
+        return self._served("message", message["id"], out)
 
     def _render_file(self, record: dict, base_url: str | None) -> dict:
         case = self.cases[record["case_id"]]
-        return {"id": record["id"], "url": self.download_url(record["id"], base_url), "size": record["size"],
-                "file_name": record["file_name"], "extension": record["extension"],
-                "content_type": record["content_type"], "case_id": case["id"],
-                "case_readable_id": case["readable_id"], "case_practice_area": case["practice_area"],
-                "case_integration_id": case["integration_id"],
-                "created_at": record["created_at"], "updated_at": record["updated_at"]}
+        return self._served("file", record["id"], {
+            "id": record["id"], "url": self.download_url(record["id"], base_url), "size": record["size"],
+            "file_name": record["file_name"], "extension": record["extension"],
+            "content_type": record["content_type"], "case_id": case["id"],
+            "case_readable_id": case["readable_id"], "case_practice_area": case["practice_area"],
+            "case_integration_id": case["integration_id"],
+            "created_at": record["created_at"], "updated_at": record["updated_at"]})
 
     def download_url(self, file_id: int, base_url: str | None = None) -> str:
         """A fresh key-less link to a file, valid for `file_url_ttl` seconds from now."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import select
 import socket
 import threading
 import time
@@ -48,6 +49,14 @@ class Clock:
 
     def timestamp(self) -> float:
         return time.time() + self.offset
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()  # Service.serve_as: a field left out of the record served
 
 
 class HttpError(Exception):
@@ -316,6 +325,7 @@ class Service:
         # the route had already refused it without reading the body)
         self.counters: Counter = Counter()  # "METHOD pattern" -> requests that reached the route
         self.after_write_hooks: list[Callable[[dict], None]] = []
+        self.served_as: dict[tuple[str, Any], dict] = {}  # see serve_as
         self.base_url: str | None = None  # set by ServiceServer
         self._rng = random.Random()
         self._rl_lock = threading.Lock()
@@ -353,6 +363,21 @@ class Service:
 
     def is_rate_limited_path(self, path: str) -> bool:
         return True
+
+    def serve_as(self, kind: str, record_id: Any, **fields: Any) -> None:
+        """Serve the `kind` record `record_id` ("case", "message", "file") with these fields in place
+        of its own, ABSENT ones left out: a malformed or hostile record as a service might send it
+        (wrong types, an id SQLite cannot hold, a key missing), while the stored record stays whole."""
+        with self.lock:
+            self.served_as.setdefault((kind, record_id), {}).update(fields)
+
+    def _served(self, kind: str, record_id: Any, rendered: dict) -> dict:
+        tampered = self.served_as.get((kind, record_id))
+        if not tampered:
+            return rendered
+        out = {k: v for k, v in rendered.items() if tampered.get(k) is not ABSENT}
+        out.update((k, v) for k, v in tampered.items() if v is not ABSENT)
+        return out
 
     # -- introspection ------------------------------------------------------------------------------
     def violation(self, message: str) -> None:
@@ -546,19 +571,47 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, addr, service: Service):
         self.service = service
         self.stopping = threading.Event()
-        self.connections: set[socket.socket] = set()
-        self._conn_lock = threading.Lock()
+        self.connections: set[socket.socket] = set()  # accepted and not yet closed
+        self._changed = threading.Condition()  # guards `connections`; notified when it changes
         super().__init__(addr, _Handler)
+        # accept() never blocks (it may hold the lock): a connection gone before it is just skipped
+        self.socket.setblocking(False)
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
-    def process_request_thread(self, request, client_address):
-        with self._conn_lock:
+    def get_request(self):
+        with self._changed:  # accepted and counted in one step: wait_until_idle never sees between
+            request, client_address = super().get_request()
+            request.setblocking(True)  # not the listening socket's mode, on any platform
             self.connections.add(request)
+            self._changed.notify_all()
+        return request, client_address
+
+    def shutdown_request(self, request):
         try:
-            super().process_request_thread(request, client_address)
+            super().shutdown_request(request)
         finally:
-            with self._conn_lock:
+            with self._changed:
                 self.connections.discard(request)
+                self._changed.notify_all()
+
+    def wait_until_idle(self, timeout: float) -> bool:
+        """Wait until no connection is open or waiting to be accepted: every request the clients
+        sent has then been answered or dropped. False if that takes longer than `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.connections or self._waiting_to_be_accepted():
+                left = deadline - time.monotonic()
+                if left <= 0 or self.stopping.is_set():
+                    return False
+                self._changed.wait(left)
+            return True
+
+    def _waiting_to_be_accepted(self) -> bool:
+        try:
+            readable, _, _ = select.select([self.socket], [], [], 0)
+        except (OSError, ValueError):  # closed: nothing will be accepted any more
+            return False
+        return bool(readable)
 
     def handle_error(self, request, client_address):  # a client hanging up is not news
         pass
@@ -581,7 +634,7 @@ class ServiceServer:
         httpd = self._httpd
         httpd.stopping.set()
         httpd.shutdown()
-        with httpd._conn_lock:
+        with httpd._changed:
             open_connections = list(httpd.connections)
         for conn in open_connections:  # wake handler threads blocked on an idle keep-alive read
             try:
@@ -590,6 +643,13 @@ class ServiceServer:
                 pass
         httpd.server_close()
         self._thread.join(timeout=1)
+
+    def wait_until_idle(self, timeout: float = 30.0) -> bool:
+        """After a client was killed: wait until what it had sent has landed (or been dropped).
+
+        A killed client's requests may still be inside the server (read, not yet run); a test
+        that counts what was committed must wait for them, or a late commit slips past its count."""
+        return self._httpd.wait_until_idle(timeout)
 
     def __enter__(self) -> "ServiceServer":
         return self

@@ -547,7 +547,7 @@ class MyCaseService(Service):
                 if name != "id":
                     out[name] = render_ts(client.get(name), n + 7) if name.endswith("_at") else client.get(name)
             clients.append(_without_empty(out))
-        return _without_empty({
+        return self._served("case", case.get("id"), _without_empty({
             "id": case.get("id"), "name": case.get("name"), "case_number": case.get("case_number"),
             "description": case.get("description"), "opened_date": case.get("opened_date"),
             "closed_date": case.get("closed_date"), "sol_date": case.get("sol_date"),
@@ -558,7 +558,7 @@ class MyCaseService(Service):
             "staff": staff, "custom_field_values": case.get("custom_field_values") or [],
             "office": case.get("office"),
             "created_at": render_ts(case.get("created_at"), n), "updated_at": render_ts(case.get("updated_at"), n + 1),
-        })
+        }))
 
     def _render_client(self, c: dict, on: dict[int, list[int]]) -> dict:
         """A client (person) as GET /clients renders it: `cases` lists every case it is on (`on`)."""

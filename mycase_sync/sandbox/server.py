@@ -104,6 +104,13 @@ class Sandbox:
         while self._servers:
             self._servers.pop().stop()
 
+    def wait_until_idle(self, timeout: float = 30.0) -> None:
+        """Wait until neither service has a connection open: after a client was killed, every
+        request it had sent has then landed or been dropped, and what was committed stays put."""
+        for server in self._servers:
+            if not server.wait_until_idle(timeout):
+                raise TimeoutError(f"the sandbox's {server.service.name} still has a connection open after {timeout} s")
+
     @property
     def mycase_url(self) -> str:
         return self._servers[0].url

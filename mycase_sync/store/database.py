@@ -21,6 +21,7 @@ from sqlite_utils import Database
 
 from mycase_sync.errors import ConfigError, LocalPermission, SyncError, os_fault, store_fault
 from mycase_sync.locks import blocking_lock, private_dirs
+from mycase_sync.signals import uncut
 from mycase_sync.store.identity import IdentityTable
 from mycase_sync.store.ledger import Ledger
 from mycase_sync.store.matters import MatterTable
@@ -46,12 +47,24 @@ class _SerialDatabase(Database):
         super().__init__(conn, **kwargs)
 
     def query(self, sql: str, params: Any = None) -> Iterator[dict]:
-        with self.lock, named_faults(self.path):
+        with serial(self.lock), named_faults(self.path):
             return iter(list(super().query(sql, params)))
 
     def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor:
-        with self.lock, named_faults(self.path):
+        with serial(self.lock), named_faults(self.path):
             return super().execute(sql, parameters)
+
+
+@contextlib.contextmanager
+def serial(lock: Any) -> Iterator[None]:
+    """The store's lock, held in a section no stop signal cuts (signals.uncut).
+
+    A signal raises Interrupted wherever the main thread is; between two steps of a statement or a
+    transaction (BEGIN and the block that would roll it back, a savepoint and its release, a context
+    manager's enter and its block) it would leave a transaction open that silently swallows every
+    later write, the run's own "interrupted" record included. It takes effect once the section ends."""
+    with uncut(), lock:
+        yield
 
 
 @contextlib.contextmanager
@@ -141,15 +154,15 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Database]:
         """BEGIN IMMEDIATE ... COMMIT: the writes inside land together or not at all."""
-        with self._lock:
+        with serial(self._lock):
             conn = self.db.conn
             if conn.in_transaction:
                 with self.db.atomic():
                     yield self.db
                 return
-            with named_faults(self.path):  # busy past BUSY_TIMEOUT_MS (a long writer elsewhere), a full disk...
-                conn.execute("BEGIN IMMEDIATE")
             try:
+                with named_faults(self.path):  # busy past BUSY_TIMEOUT_MS (a long writer elsewhere), a full disk...
+                    conn.execute("BEGIN IMMEDIATE")
                 yield self.db
                 with named_faults(self.path):
                     conn.execute("COMMIT")
