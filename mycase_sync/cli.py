@@ -49,6 +49,8 @@ class Context:
 
             settings = load_settings(self.env_file)
             setup_logging(self.verbose, self.quiet, self.log_file or settings.log_file)
+            for line in settings.warnings:
+                logging.getLogger("mycase_sync").warning("%s", line)
             self._app = App(settings, progress=Progress)
         return self._app
 

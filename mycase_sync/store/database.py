@@ -3,7 +3,7 @@
 One file (WAL mode, so readers never block the writer) that three cron jobs use at once.
 Schema changes are numbered migrations (schema.py) applied under a lock. The file is 0600 in a
 0700 directory: it holds the MyCase tokens. Each table's statements live in its own module here
-(tokens, matters, ledger); nothing outside this package writes SQL.
+(tokens, matters, ledger, pacing); nothing outside this package writes SQL.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from mycase_sync.locks import blocking_lock, private_dirs
 from mycase_sync.store.identity import IdentityTable
 from mycase_sync.store.ledger import Ledger
 from mycase_sync.store.matters import MatterTable
+from mycase_sync.store.pacing import PaceTable
 from mycase_sync.store.schema import migrations
 from mycase_sync.store.states import RunOutcome
 from mycase_sync.store.tokens import TokenTable
@@ -95,6 +96,7 @@ class Store:
         self.tokens = TokenTable(self)
         self.matters = MatterTable(self)
         self.identity = IdentityTable(self)
+        self.pacing = PaceTable(self)
 
     def _check(self) -> None:
         """The same check for every job (and status) at open: SQLite's quick_check of the file's

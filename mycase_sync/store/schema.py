@@ -112,3 +112,9 @@ def _identity(db: Database) -> None:
         },
         pk="id",
     )
+
+
+@migrations(name="0005_pacing")
+def _pacing(db: Database) -> None:
+    """The pace each service was found to allow (requests/s), and the rate its last 429 refused."""
+    db["pacing"].create({"service": str, "rate": float, "refused": float, "updated_at": str}, pk="service")
