@@ -65,6 +65,7 @@ class Grant:
     slot: float
     rate: float
     sent_last_second: int
+    full: bool = True  # requests went out all through that second (no gap): the count covers a whole window
 
 
 @dataclass
@@ -77,6 +78,8 @@ class PaceState:
     next_slot: float = 0.0
     cut_at: float = 0.0  # a 429 to a request granted before this does not cut again (SETTLE)
     last: float = 0.0  # the slot of the last grant
+    streak_since: float = 0.0  # the slot since which requests have gone out with no gap over STEP_CAP
+    doubted: bool = False  # a 429 in this slow start was doubted (too few sends behind it): the next is believed
     bucket: int = 0  # the bucket number (slot // BUCKET) of counts[-1]
     counts: list[int] = field(default_factory=lambda: [0] * BUCKETS)
 
@@ -174,12 +177,15 @@ class Pacer:
             ahead = slot - now - 1.0 / state.rate
             if ahead > 1e-6:
                 return None, ahead
+            if slot - state.last > STEP_CAP:
+                state.streak_since = slot
             self._grow(state, slot)
             state.count(slot)
             state.next_slot = slot + 1.0 / state.rate
             state.last = slot
             self.granted += 1
-            return Grant(slot, state.rate, state.sent_in_last_second(slot)), slot - now
+            full = slot - state.streak_since >= BUCKET * BUCKETS
+            return Grant(slot, state.rate, state.sent_in_last_second(slot), full), slot - now
 
     def throttled(self, grant: Grant | None, seconds: float) -> None:
         """After a 429 to `grant`: nobody sends for `seconds`, and the pace is cut, once per burst:
@@ -187,14 +193,7 @@ class Pacer:
         with self._lock, self._shared() as state:
             now = self._clock()
             if grant is not None and grant.slot >= state.cut_at:
-                # The first 429 to a slow start that raised the pace answers a pace that raced ahead
-                # of what the service counted: the rate refused is what was sent in the second
-                # before. Otherwise it is the pace itself, cut by BETA (a 429 to a pace that was
-                # set, or to workers that were waiting on answers or retries, says little more).
-                measured = not state.refused and grant.rate > self.start
-                state.refused = max(MIN_RATE, min(grant.sent_last_second, grant.rate) if measured else grant.rate)
-                state.rate = _clamp(BETA * state.refused, self.ceiling)
-                state.busy = 0.0
+                self._cut(state, grant)
                 state.cut_at = max(now, state.next_slot) + SETTLE
             state.next_slot = max(state.next_slot, now + seconds)
 
@@ -223,6 +222,23 @@ class Pacer:
         """The pace now and the rate the last 429 refused (0: none yet), for the store."""
         with self._lock, self._shared() as state:
             return state.rate, state.refused
+
+    def _cut(self, state: PaceState, grant: Grant) -> None:
+        """After a slow start, the service refused what was sent in the second before the 429 (the
+        pace itself had raced ahead of what the service counted); the pace becomes BETA of that.
+        A count of less than a second of sends may be a 429 that has nothing to do with the pace
+        (a gateway's, another client's): the pace is cut to it but the slow start goes on, and
+        only a second such 429 is believed. Later, each 429 cuts the pace to BETA of itself."""
+        sent = max(MIN_RATE, min(grant.sent_last_second, grant.rate))
+        if state.refused:
+            state.refused = grant.rate
+        elif grant.full or state.doubted:
+            state.refused, state.doubted = sent, False
+        else:
+            state.rate, state.doubted = _clamp(BETA * sent, self.ceiling), True
+            return
+        state.rate = _clamp(BETA * state.refused, self.ceiling)
+        state.busy = 0.0
 
     def _grow(self, state: PaceState, slot: float) -> None:
         """Raise the pace if it is busy (the last half second carried at least half of it)."""
@@ -282,15 +298,17 @@ class SharedPacer(Pacer):
         written = fields[1] if len(fields) > 1 else now
         lag = min(now - written, 0.0)  # negative when the clock was stepped back since
         state.next_slot = _sane(fields[0] + lag, now)
-        if len(fields) == 8 + BUCKETS and fields[2] > 0:  # this format (an older file holds the slot only)
+        if len(fields) == 10 + BUCKETS and fields[2] > 0:  # this format (an older file holds the slot only)
             state.rate = _clamp(fields[2], self.ceiling)
             state.refused = max(fields[3], 0.0)
             state.busy = max(fields[4], 0.0)
             state.cut_at = _sane(fields[5] + lag, now)
             state.last = _sane(fields[6] + lag, now)
+            state.streak_since = _sane(fields[7] + lag, now)
+            state.doubted = fields[8] == 1
             if not lag:
-                state.bucket = int(fields[7])
-                state.counts = [int(c) for c in fields[8:]]
+                state.bucket = int(fields[9])
+                state.counts = [int(c) for c in fields[10:]]
         return state
 
     def close(self) -> None:
@@ -301,7 +319,8 @@ class SharedPacer(Pacer):
 
 def _encode(state: PaceState, now: float) -> bytes:
     numbers = [f"{state.next_slot:.6f}", f"{now:.6f}", f"{state.rate:.6g}", f"{state.refused:.6g}",
-               f"{state.busy:.4f}", f"{state.cut_at:.6f}", f"{state.last:.6f}",
+               f"{state.busy:.4f}", f"{state.cut_at:.6f}", f"{state.last:.6f}", f"{state.streak_since:.6f}",
+               str(int(state.doubted)),
                str(state.bucket), *map(str, state.counts)]
     return " ".join(numbers).encode().ljust(511) + b"\n"
 

@@ -97,7 +97,7 @@ def test_a_rate_limit_that_was_set_is_where_the_pace_starts():
 def test_a_429_cuts_the_pace_below_what_was_sent_and_a_burst_of_them_cuts_once():
     p, clock = pacer(start=200)
     p.seed(200, 0.0)
-    grants = busy_for(p, clock, 1.0)
+    grants = busy_for(p, clock, 1.5)  # more than a second of sends behind the 429: it is believed
     in_flight = grants[-5:]  # sent before the first 429 came back
     p.throttled(in_flight[0], 1.0)
     sent = in_flight[0].sent_last_second
@@ -121,12 +121,26 @@ def test_after_a_cut_the_pace_climbs_back_to_the_refused_rate_in_recovery_busy_s
 
 @pytest.mark.parametrize("limit", [5, 40, 300])
 def test_against_a_service_that_tells_nothing_it_finds_the_limit_and_is_rarely_refused(limit):
+    """From 10/s, a sliding-window service of 5, 40 and 300 per second is found within seconds."""
     p, grants, statuses = run_against(limit, seconds=60)
     refused = statuses.count(429)
     assert refused / len(statuses) <= 0.03
     admitted = statuses.count(200)
     assert admitted >= 0.8 * limit * 60  # within 20% of the most the service allows over the minute
     assert 0.8 * limit <= p.learned()[0] <= 1.1 * limit
+
+
+def test_a_429_after_part_of_a_second_of_sends_cuts_the_pace_but_is_believed_only_the_second_time():
+    """A lone early 429 may have nothing to do with the pace (a gateway's): the slow start goes on."""
+    p, clock = pacer(ceiling=100, start=100)
+    grants = busy_for(p, clock, 0.2)  # 20 requests, then a 429
+    p.throttled(grants[-1], 0.0)
+    assert p.learned() == (pytest.approx(BETA * len(grants)), 0.0)  # cut, but no limit believed yet
+    busy_for(p, clock, 1.0)
+    assert p.learned()[0] == 100  # the slow start took it back up
+    grant = p.acquire()
+    p.throttled(grant, 0.0)  # again: believed
+    assert p.learned() == (pytest.approx(BETA * grant.sent_last_second), grant.sent_last_second)
 
 
 # --- Retry-After ---------------------------------------------------------------------------------
@@ -233,13 +247,16 @@ def make_app(tmp_path, **env):
 def test_the_pace_a_run_found_is_stored_at_its_end_and_where_the_next_run_starts(tmp_path):
     app = make_app(tmp_path)
     pacer = app.casestatus.session.pacer
-    assert pacer.learned() == (START_RATE, 0.0)  # nothing known, nothing set: the conservative start
-    pacer.throttled(pacer.acquire(), 0.0)  # a 429: cut to BETA × the pace
+    assert (pacer.start, pacer.start_refused) == (START_RATE, 0.0)  # nothing known, nothing set: start low
+    pacer.seed(START_RATE, refused=50)  # as if a 429 had been met at 50/s
+    pacer.throttled(pacer.acquire(), 0.0)  # a 429 now: cut to BETA × the pace
+    found = pacer.learned()
+    assert found == (pytest.approx(BETA * START_RATE), START_RATE)
     app.close()
     app = make_app(tmp_path)
-    assert app.store.pacing.get("Case Status")["rate"] == pytest.approx(BETA * START_RATE)
+    assert app.store.pacing.get("Case Status")["rate"] == pytest.approx(found[0])
     (tmp_path / "state.db.casestatus.rate").unlink()  # no job shares a pace right now: the store's is used
-    assert app.casestatus.session.pacer.learned() == (pytest.approx(BETA * START_RATE), START_RATE)
+    assert app.casestatus.session.pacer.learned() == (pytest.approx(found[0]), found[1])
     app.close()
 
 

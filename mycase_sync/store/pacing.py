@@ -33,6 +33,11 @@ class PaceTable:
                                  "updated_at": iso(utcnow())}, pk="service")
         return True
 
+    def forget(self) -> None:
+        """No pace known: the next run starts low and finds it again."""
+        with self.store.transaction() as db:
+            db.execute("delete from pacing")
+
 
 def _close(old: float, new: float) -> bool:
     return abs(new - old) <= CHANGE * max(old, new)
