@@ -47,11 +47,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterator
 
@@ -66,6 +65,7 @@ from mycase_sync.sync.mapping import (
     normal_lower_bound, staff_ids,
 )
 from mycase_sync.sync.matter_sync import ABSENT, STALE, UNAVAILABLE, Lookup, Outcome, StaffUsers, sync_matter
+from mycase_sync.sync.read_ahead import ReadAhead
 from mycase_sync.values import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class ImportRun:
         self.progress = None  # the run's progress display (App.progress)
         self.cases: CaseIndex | None = None  # the backfill's one read of the Case Status case list
         self.scan_lock = threading.Lock()
+        self.reads: ReadAhead | None = None  # the reads of the matters to retry, once started
 
     # --- fetch --------------------------------------------------------------------------------
     def prefetch_cases(self) -> None:
@@ -318,23 +319,22 @@ class ImportRun:
             self.progress.advance()
 
     # --- the run --------------------------------------------------------------------------------
-    def retry_by_id(self) -> None:
-        """Read each matter to retry by id and take it, in id order.
+    def read_ahead(self) -> None:
+        """Start reading the matters to retry by id, in id order, while the listing is read
+        (read_ahead.py): each is one MyCase round trip (0.9 s to 20 s live); one listed meanwhile
+        is taken from the listing and not read."""
+        self.reads = ReadAhead(self.mycase.get_case, sorted(self.retry, key=lambda v: (len(v), v)),
+                               self.settings.workers, self.window, wanted=lambda mid: mid in self.retry)
 
-        The reads overlap, `workers` at a time: each is one MyCase round trip (0.9 s to 20 s live), and
-        read one after another they made a quiet night on a big firm wait on them alone. The window
-        stays small so that memory stays flat and an outage stops the run soon.
-        """
-        order = iter(sorted(self.retry, key=lambda v: (len(v), v)))
-        readers = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="mycase")
-        ahead: deque[tuple[str, Future]] = deque()
+    def retry_by_id(self) -> None:
+        """Take each matter to retry, as read by id, in id order (reads `workers` at a time; at most
+        `window` read and waiting, so that memory stays flat and an outage stops the run soon)."""
+        if self.reads is None:
+            self.read_ahead()
         try:
-            while True:
-                for mid in itertools.islice(order, self.settings.workers - len(ahead)):
-                    ahead.append((mid, readers.submit(self.mycase.get_case, mid)))
-                if not ahead:
-                    break
-                mid, reading = ahead.popleft()
+            for mid, reading in self.reads:
+                if mid not in self.retry:  # listed meanwhile, and taken from the listing
+                    continue
                 if self.temporary is not None:
                     raise self.temporary
                 try:
@@ -349,7 +349,7 @@ class ImportRun:
                     continue
                 self.take(case, listed=False)
         finally:
-            readers.shutdown(wait=True, cancel_futures=True)
+            self.reads.close()
         self.retry.clear()
 
     def drain(self) -> None:
@@ -359,6 +359,8 @@ class ImportRun:
 
     def shutdown(self) -> None:
         """After an error: let started writes finish and record them, cancel the rest (they stay pending)."""
+        if self.reads is not None:
+            self.reads.close()
         self.pool.shutdown(wait=True, cancel_futures=True)
         for future, _ in list(self.in_flight.items()):
             if future.done() and not future.cancelled() and future.exception() is None:
@@ -434,6 +436,7 @@ def import_matters(app, run_id: str, full: bool = False, since: dt.datetime | No
                 if last is None:  # no import has completed yet: this is the backfill
                     run.prefetch_cases()
                 run.load_retry_set()
+                run.read_ahead()
                 run.floor = bound.replace(microsecond=0)  # as sent: the filter is whole seconds
                 scope = f"matters updated since {bound:%Y-%m-%d %H:%M} UTC" + (
                     " (--since)" if since else " (10 years)" if bound == normal and (full or last is None) else "")
