@@ -412,6 +412,18 @@ def stored_pace(db_path: Path) -> dict:
         store.close()
 
 
+def remember_pace(db_path: Path, pace: dict) -> None:
+    """Put a pace (as stored_pace gives it) in a store, as if an earlier run had found it."""
+    from mycase_sync.store import open_store
+
+    store = open_store(db_path)
+    try:
+        for service, found in pace.items():
+            store.pacing.keep(service, found["rate"], found["refused"] or 0.0)
+    finally:
+        store.close()
+
+
 def forget_pace(db_path: Path) -> None:
     """No pace known, as before a first run: the store's and the files shared by running jobs."""
     from mycase_sync.pacing import rate_file

@@ -21,9 +21,9 @@ from mycase_sync.errors import EXIT_PARTIAL, SyncError
 from mycase_sync.status import reason_counts
 
 DEMO_SEED = 20240611
-# The sandbox enforces MyCase's documented 25 requests/second; the demo's client stays just under it.
 SHOWN_REASONS = 3
-DEMO_ENV = {"MYCASE_RATE_LIMIT": "24", "CASESTATUS_RATE_LIMIT": "200", "MYCASE_SYNC_TIMEOUT": "10"}
+# No rate limit: the sandbox enforces MyCase's documented 25 requests/second, and the tool finds the pace.
+DEMO_ENV = {"MYCASE_SYNC_TIMEOUT": "10"}
 
 
 @dataclass

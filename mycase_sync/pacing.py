@@ -15,7 +15,11 @@ scaled to the refused rate, so the time between probes (RECOVERY) is the same at
 and its clock runs only while the pace is actually used (an idle night does not count as
 "answers without 429"). Before the first 429 the rate doubles every DOUBLING seconds (TCP's slow
 start), so a fast service is found within seconds; on a 429 the refused rate is what was actually
-sent in the second before the refused request, not the (possibly far higher) pace being tried.
+sent in the second before the refused request, not the (possibly far higher) pace being tried (a
+429 with less than a second of sends behind it cuts the pace, but is believed only the second time:
+a gateway's or another client's 429 would otherwise crush the pace for minutes). A 429 with
+Retry-After holds every request of every job until it has passed; one without holds only the
+refused request (its backoff), and the cut pace does the rest.
 
 `RateLimit-*` / `X-RateLimit-*` answer headers are used when present: a stated policy (a quota
 per window) becomes the ceiling and the pace, and "0 remaining" holds everyone until the reset.
@@ -32,7 +36,6 @@ import contextlib
 import fcntl
 import math
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
 from mycase_sync.locks import open_private
+from mycase_sync.rate_limit_headers import MAX_WAIT, rate_limit_hint
 
 START_RATE = 10.0  # requests/s when nothing is known or configured
 MIN_RATE = 0.5  # however many 429s: one request every 2 s still gets through
@@ -52,7 +56,6 @@ BUCKET = 0.1  # seconds: the sends of the last second are counted in BUCKETS buc
 BUCKETS = 10
 SETTLE = 1.0  # seconds after a cut before a 429 can cut again: the services count sends over one second,
 # so a 429 that soon may still answer the sends made before the cut
-MAX_WAIT = 120.0  # the longest pause a service's header can impose (as for Retry-After)
 MAX_AHEAD = MAX_WAIT + 180.0  # a slot further ahead than any queue plus pause: the clock was set back
 
 
@@ -343,51 +346,3 @@ def pace_start(ceiling: float, given: bool) -> float:
 def rate_file(db_path: Path, service: str) -> Path:
     """`state.db.mycase.rate`: the shared pacing file of one service, beside the state store."""
     return db_path.with_name(f"{db_path.name}.{service.lower().replace(' ', '')}.rate")
-
-
-# --- RateLimit headers -----------------------------------------------------------------------------------
-_NUMBER = r"(\d+(?:\.\d+)?)"
-
-
-def rate_limit_hint(headers: Mapping[str, str]) -> tuple[tuple[float, float] | None, float | None, float | None] | None:
-    """(policy as (quota, window seconds), remaining, seconds to reset) from an answer's headers, or
-    None when it has none. Read: the IETF draft's `RateLimit-Policy: 100;w=60` and `RateLimit:
-    r=5;t=30` (or `RateLimit-Remaining` / `RateLimit-Reset`), and the common `X-RateLimit-Remaining`
-    / `X-RateLimit-Reset` (seconds, or a Unix time). A value out of bounds is ignored."""
-    def get(*names: str) -> str | None:
-        for name in names:
-            value = headers.get(name)
-            if value:
-                return value[:200]
-        return None
-
-    policy = None
-    text = get("RateLimit-Policy", "X-RateLimit-Policy")
-    if text:
-        quota = re.search(r"(?:^|[;,\s])q=" + _NUMBER, text) or re.match(r"\s*" + _NUMBER, text)
-        window = re.search(r"[;,\s]w=" + _NUMBER, text)
-        if quota and window and float(quota.group(1)) > 0 and 0 < float(window.group(1)) <= 86400:
-            policy = (float(quota.group(1)), float(window.group(1)))
-    combined = get("RateLimit") or ""
-    remaining = _first(_field(combined, "r"), _number(get("RateLimit-Remaining", "X-RateLimit-Remaining")))
-    reset = _first(_field(combined, "t"), _number(get("RateLimit-Reset", "X-RateLimit-Reset")))
-    if reset is not None and reset > 1e9:  # a Unix time (GitHub's X-RateLimit-Reset)
-        reset -= time.time()
-    reset = min(max(reset, 0.0), MAX_WAIT) if reset is not None else None
-    if policy is None and remaining is None:
-        return None
-    return policy, remaining, reset
-
-
-def _first(*values: float | None) -> float | None:
-    return next((v for v in values if v is not None), None)
-
-
-def _field(text: str, key: str) -> float | None:
-    found = re.search(rf"(?:^|[;,\s]){key}={_NUMBER}", text)
-    return float(found.group(1)) if found else None
-
-
-def _number(text: str | None) -> float | None:
-    found = re.fullmatch(r"\s*" + _NUMBER + r"\s*", text or "")
-    return float(found.group(1)) if found else None

@@ -14,9 +14,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from test_http import FakeClock
-from mycase_sync.pacing import (
-    BETA, DOUBLING, RECOVERY, START_RATE, Pacer, SharedPacer, pace_start, rate_file, rate_limit_hint,
-)
+from mycase_sync.pacing import BETA, DOUBLING, RECOVERY, START_RATE, Pacer, SharedPacer, pace_start, rate_file
+from mycase_sync.rate_limit_headers import rate_limit_hint
 
 
 def Clock() -> FakeClock:

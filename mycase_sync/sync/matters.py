@@ -321,8 +321,8 @@ class ImportRun:
     # --- the run --------------------------------------------------------------------------------
     def read_ahead(self) -> None:
         """Start reading the matters to retry by id, in id order, while the listing is read
-        (read_ahead.py): each is one MyCase round trip (0.9 s to 20 s live); one listed meanwhile
-        is taken from the listing and not read."""
+        (read_ahead.py): each is one MyCase round trip (0.9 s to 20 s live); one listed before its
+        read starts is taken from the listing and not read. Not in a backfill, which lists them all."""
         self.reads = ReadAhead(self.mycase.get_case, sorted(self.retry, key=lambda v: (len(v), v)),
                                self.settings.workers, self.window, wanted=lambda mid: mid in self.retry)
 
@@ -436,7 +436,8 @@ def import_matters(app, run_id: str, full: bool = False, since: dt.datetime | No
                 if last is None:  # no import has completed yet: this is the backfill
                     run.prefetch_cases()
                 run.load_retry_set()
-                run.read_ahead()
+                if last is not None:  # a nightly run: what it retries is mostly outside its window (not listed)
+                    run.read_ahead()
                 run.floor = bound.replace(microsecond=0)  # as sent: the filter is whole seconds
                 scope = f"matters updated since {bound:%Y-%m-%d %H:%M} UTC" + (
                     " (--since)" if since else " (10 years)" if bound == normal and (full or last is None) else "")
