@@ -162,14 +162,17 @@ class Pacer:
 
         One thread of a process at a time waits for a slot (the others queue behind it), and a
         slot is taken at most one interval ahead: a slot handed out seconds ahead would be sent
-        at a pace decided before a 429 that came back meanwhile."""
+        at a pace decided before a 429 that came back meanwhile. The last wait, to the slot taken,
+        is outside the queue: the next thread may take the slot after it meanwhile."""
         with self._turn:
             while True:
                 grant, wait = self.try_acquire()
-                if wait > 0:
-                    self._sleep(wait)
                 if grant is not None:
-                    return grant
+                    break
+                self._sleep(wait)
+        if wait > 0:
+            self._sleep(wait)
+        return grant
 
     def try_acquire(self) -> tuple[Grant | None, float]:
         """A slot now or within one interval (the grant, and the wait until it), else (None, the
