@@ -17,8 +17,7 @@ from pathlib import Path
 
 import harness
 
-SETTINGS = {"MYCASE_RATE_LIMIT": f"{harness.tool_rate(25):g}", "CASESTATUS_RATE_LIMIT": f"{harness.tool_rate(100):g}",
-            "MYCASE_SYNC_TIMEOUT": "30"}
+SETTINGS = {"MYCASE_SYNC_TIMEOUT": "30"}  # no rate variable: the tool finds the pace
 NOTES, DOCUMENTS = r"/v1/cases/\d+/notes", r"/v1/cases/\d+/documents"
 
 

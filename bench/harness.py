@@ -401,16 +401,54 @@ def print_table(title: str, headers: list[str], rows: list[list], notes: list[st
     sys.stdout.flush()
 
 
-def tool_rate(limit: float, share: float = 0.95) -> float:
-    """The pace the tool is given under a sandbox limit of `limit` requests/s: 95% of it (100 -> 95).
+def stored_pace(db_path: Path) -> dict:
+    """The pace the tool kept in its state store, by service: {"rate", "refused", "updated_at"}."""
+    from mycase_sync.store import open_store
 
-    Why not closer: the sandbox counts requests in a sliding one-second window as they arrive, and
-    on a 2-CPU machine running both the tool and the sandbox, arrivals jitter by tens of milliseconds
-    (a GIL stall on either side, then the queued requests land together). At 98% a backfill draws
-    a 429 now and then, and each costs its Retry-After (1 s) for every worker. A real network
-    jitters more, so the tool's README advises the same margin.
-    """
-    return round(limit * share, 2)
+    store = open_store(db_path)
+    try:
+        return store.pacing.read()
+    finally:
+        store.close()
+
+
+def remember_pace(db_path: Path, pace: dict) -> None:
+    """Put a pace (as stored_pace gives it) in a store, as if an earlier run had found it."""
+    from mycase_sync.store import open_store
+
+    store = open_store(db_path)
+    try:
+        for service, found in pace.items():
+            store.pacing.keep(service, found["rate"], found["refused"] or 0.0)
+    finally:
+        store.close()
+
+
+def forget_pace(db_path: Path) -> None:
+    """No pace known, as before a first run: the store's and the files shared by running jobs."""
+    from mycase_sync.pacing import rate_file
+    from mycase_sync.store import open_store
+
+    store = open_store(db_path)
+    try:
+        store.pacing.forget()
+    finally:
+        store.close()
+    for service in ("MyCase", "Case Status"):
+        rate_file(db_path, service).unlink(missing_ok=True)
+
+
+def busiest_second(arrivals: list[tuple[float, bool]]) -> tuple[int, int]:
+    """The most requests that arrived within any one second, and how many of those were refused."""
+    arrivals = sorted(arrivals)
+    most, refused, start = (0, 0), 0, 0
+    for end, (moment, limited) in enumerate(arrivals):
+        refused += limited
+        while moment - arrivals[start][0] >= 1.0:
+            refused -= arrivals[start][1]
+            start += 1
+        most = max(most, (end - start + 1, refused))
+    return most
 
 
 def settings_note(settings: dict) -> str:

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import harness
 
-SETTINGS = {"MYCASE_RATE_LIMIT": f"{harness.tool_rate(25):g}", "CASESTATUS_RATE_LIMIT": f"{harness.tool_rate(100):g}",
-            "MYCASE_SYNC_TIMEOUT": "30"}
+SETTINGS = {"MYCASE_SYNC_TIMEOUT": "30"}  # no rate variable: the tool finds the pace
 TARGET_EXCESS = 0.4
 
 
@@ -72,7 +71,7 @@ def main() -> None:
             f"Idle runs ({args.rounds} rounds, {args.matters}-matter firm already in step)",
             ["command", "median wall", "min wall", "over bare python", "peak RSS", "MyCase requests",
              "Case Status requests"], rows,
-            [f"requests: the most seen in any one run, counted at the sandbox; no added latency",
+            ["requests: the most seen in any one run, counted at the sandbox; no added latency",
              f"targets: 0 MyCase and <= 2 Case Status requests per idle run, < {TARGET_EXCESS * 1000:.0f} ms "
              f"over bare python: {'met' if met else 'NOT met'}",
              harness.settings_note(SETTINGS)])

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import harness
 
-SETTINGS = {"MYCASE_RATE_LIMIT": f"{harness.tool_rate(25):g}", "CASESTATUS_RATE_LIMIT": "100000",
-            "MYCASE_SYNC_TIMEOUT": "120"}
+SETTINGS = {"CASESTATUS_RATE_LIMIT": "100000", "MYCASE_SYNC_TIMEOUT": "120"}  # Case Status unlimited here
 IMPORT_RATIO, IMPORT_MB, DOCUMENT_MB = 1.3, 150, 100
 GB = 1 << 30
 

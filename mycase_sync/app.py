@@ -58,6 +58,7 @@ class App:
     _store: Any = field(default=None, repr=False)
     _mycase: Any = field(default=None, repr=False)
     _casestatus: Any = field(default=None, repr=False)
+    keep_pace: bool = True  # store the pace learned at close (a dry run changes nothing in the store)
 
     @property
     def store(self):
@@ -79,6 +80,7 @@ class App:
 
             self.settings.require("MYCASE_CLIENT_ID", "MYCASE_CLIENT_SECRET")
             self._mycase = MyCaseClient(self.settings, TokenManager(self.settings, self.store))
+            self._resume_pace(self._mycase.session)
         return self._mycase
 
     @property
@@ -92,6 +94,7 @@ class App:
             self._casestatus = self.new_casestatus_client()
             if first_use:
                 self._casestatus.on_key_refused = lambda: forget_casestatus_key(self.store)
+            self._resume_pace(self._casestatus.session)
         return self._casestatus
 
     def check_ready(self) -> None:
@@ -113,9 +116,26 @@ class App:
         self.settings.require("CASESTATUS_API_KEY")
         return CaseStatusClient(self.settings)
 
+    def _resume_pace(self, session) -> None:
+        """Start from the pace the last run found (used when no job shares one right now)."""
+        known = self.store.pacing.get(session.service)
+        if known is not None:
+            session.pacer.seed(known["rate"], known["refused"] or 0.0)
+
+    def _keep_pace(self, session) -> None:
+        """Store the pace this run found, when it moved (one write at most, none for an idle run)."""
+        rate, refused = session.pacer.learned()
+        if session.pacer.moved(rate, refused) or self.store.pacing.get(session.service) is not None:
+            self.store.pacing.keep(session.service, rate, refused)
+
     def close(self) -> None:
         for client in (self._mycase, self._casestatus):
             if client is not None:
+                try:
+                    if self.keep_pace:
+                        self._keep_pace(client.session)
+                except (SyncError, OSError) as exc:  # the pace is a hint: losing it loses nothing else
+                    log.debug("could not store the pace: %s", exc)
                 client.close()
         if self._store is not None:
             self._store.close()
@@ -170,6 +190,7 @@ def run_dry(app: App, job: str, work: Callable[[str], dict]) -> tuple[int, dict]
     """--dry-run of any job: under the job's lock (so it never races a real run) but with no run
     record (a dry run must not count as a completed run in `status`). Returns the exit code a real
     run would have had, by the same rule as run_job, and the counts (with the job's "plan" lines)."""
+    app.keep_pace = False
     with job_lock(app.settings.db_path, job):
         counts = work("dry-run")
     return (EXIT_PARTIAL if int(counts.get("failed", 0) or 0) else EXIT_OK), counts

@@ -21,8 +21,8 @@ DEFAULTS = {
     "MYCASE_AUTH_URL": "https://auth.mycase.com",
     "MYCASE_API_URL": "https://external-integrations.mycase.com/v1",
     "CASESTATUS_API_URL": "https://app.casestatus.com",
-    "MYCASE_RATE_LIMIT": "20",
-    "CASESTATUS_RATE_LIMIT": "10",
+    "MYCASE_RATE_LIMIT": "25",  # ceilings of the pace the tool finds (pacing.py); MyCase's documented limit
+    "CASESTATUS_RATE_LIMIT": "500",  # Case Status publishes none: generous, the tool finds the account's pace
     "MYCASE_SYNC_TIMEOUT": "60",
     "MYCASE_SYNC_PHONE_REGION": "US",
 }
@@ -37,7 +37,9 @@ SECRETS = ("MYCASE_CLIENT_SECRET", "CASESTATUS_API_KEY")
 COMPUTED = ("MYCASE_SYNC_DB", "MYCASE_SYNC_WORKERS", "MYCASE_SYNC_BACKOFF", "MYCASE_SYNC_CREATE_STAFF")  # defaults in code
 
 
-# Default worker pool: enough writers to keep the configured pace when answers take this long.
+MYCASE_DOCUMENTED_LIMIT = 25.0  # requests/s, per API client [doc]
+
+# Default worker pool: enough writers to reach the ceiling of the pace when answers take this long.
 ANSWER_SECONDS = 0.25
 MIN_WORKERS, MAX_WORKERS = 8, 64
 
@@ -46,7 +48,7 @@ def default_workers(*rates: float) -> int:
     """Little's law: a pool of n writers waiting `latency` each sends at most n / latency requests/s.
 
     A fixed 8 capped an import at 80 requests/s against a service answering in 0.1 s, below a
-    Case Status limit of 100/s; the pool now grows with the fastest configured pace.
+    Case Status limit of 100/s; the pool now grows with the highest ceiling of the pace.
     """
     return max(MIN_WORKERS, min(MAX_WORKERS, math.ceil(max(rates) * ANSWER_SECONDS)))
 
@@ -134,6 +136,10 @@ class Settings:
         if self.phone_region not in SUPPORTED_REGIONS:
             raise ConfigError(f"MYCASE_SYNC_PHONE_REGION must be a region code phonenumbers knows (as US, CA, GB),"
                               f" got {self.phone_region!r}")
+    # A rate limit set in the environment or the env file is the account's known limit: the pace
+    # starts there instead of at pacing.START_RATE (it is still cut on a 429).
+    mycase_rate_given: bool = False
+    casestatus_rate_given: bool = False
 
     def require(self, *names: str) -> None:
         """Fail with exit 2 naming the first missing variable (commands call this for what they use)."""
@@ -182,8 +188,18 @@ def load_settings(env_file: str | os.PathLike | None = None, environ: dict[str, 
     folder = get("MYCASE_DOCUMENTS_FOLDER")
     if folder and (".." in folder.split("/") or folder.startswith("/")):
         raise ConfigError("MYCASE_DOCUMENTS_FOLDER must be a relative folder path without '..'")
+    mycase_api_url = check_url("MYCASE_API_URL", get("MYCASE_API_URL") or "")
     mycase_rate = _positive_number("MYCASE_RATE_LIMIT", env["MYCASE_RATE_LIMIT"])
     casestatus_rate = _positive_number("CASESTATUS_RATE_LIMIT", env["CASESTATUS_RATE_LIMIT"])
+    warnings = []
+    # MyCase's documented limit is MyCase's: a loopback API is the sandbox, whose limit is its own.
+    if mycase_rate > MYCASE_DOCUMENTED_LIMIT and not is_loopback(urlsplit(mycase_api_url).hostname or ""):
+        warnings.append((f"rate-clamped:MYCASE_RATE_LIMIT:{mycase_rate:g}",
+                         f"MYCASE_RATE_LIMIT={mycase_rate:g} is above MyCase's documented limit of "
+                         f"{MYCASE_DOCUMENTED_LIMIT:g} requests/s: using {MYCASE_DOCUMENTED_LIMIT:g}"))
+        mycase_rate = MYCASE_DOCUMENTED_LIMIT
+    given = {name for name in ("MYCASE_RATE_LIMIT", "CASESTATUS_RATE_LIMIT")
+             if (real.get(name) or from_file.get(name) or "").strip()}
     workers = (int(_positive_number("MYCASE_SYNC_WORKERS", env["MYCASE_SYNC_WORKERS"], int))
                if "MYCASE_SYNC_WORKERS" in env else default_workers(mycase_rate, casestatus_rate))
     return Settings(
@@ -191,7 +207,7 @@ def load_settings(env_file: str | os.PathLike | None = None, environ: dict[str, 
         mycase_client_secret=secret,
         mycase_redirect_uri=redirect,
         mycase_auth_url=check_url("MYCASE_AUTH_URL", get("MYCASE_AUTH_URL") or ""),
-        mycase_api_url=check_url("MYCASE_API_URL", get("MYCASE_API_URL") or ""),
+        mycase_api_url=mycase_api_url,
         casestatus_api_url=check_url("CASESTATUS_API_URL", get("CASESTATUS_API_URL") or ""),
         casestatus_api_key=api_key,
         db_path=Path(db).expanduser() if db else default_db_path(env),
@@ -206,7 +222,9 @@ def load_settings(env_file: str | os.PathLike | None = None, environ: dict[str, 
         backoff_base=_positive_number("MYCASE_SYNC_BACKOFF", get("MYCASE_SYNC_BACKOFF") or "1"),
         sources={name: _source(name, real, from_file, path) for name in NAMES},
         env_file=path,
-        warnings=_file_warnings(path, from_file),
+        warnings=_file_warnings(path, from_file) + tuple(warnings),
+        mycase_rate_given="MYCASE_RATE_LIMIT" in given,
+        casestatus_rate_given="CASESTATUS_RATE_LIMIT" in given,
     )
 
 

@@ -15,6 +15,7 @@ the read timeout applies.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -24,6 +25,11 @@ import requests
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+# Every attempt must be complete within DEADLINE_FACTOR read timeouts (MYCASE_SYNC_TIMEOUT), plus the
+# time its bytes need at MIN_TRANSFER_RATE (a file upload or download).
+DEADLINE_FACTOR = 2.0
+MIN_TRANSFER_RATE = 16 * 1024  # bytes per second, the slowest a file transfer may go on average
 
 _current = threading.local()  # .watchdog: that of the attempt this thread is making
 
@@ -153,3 +159,18 @@ class WatchedAdapter(requests.adapters.HTTPAdapter):
 def _use_watched_pools(manager: Any) -> None:
     if manager.pool_classes_by_scheme == urllib3.poolmanager.pool_classes_by_scheme:  # not SOCKS's own
         manager.pool_classes_by_scheme = _POOLS
+
+
+class DeadlineExceeded(requests.exceptions.Timeout):
+    """An attempt that took longer than its overall deadline (a Timeout: retried like one)."""
+
+
+def body_size(kwargs: dict) -> int:
+    """The bytes a request sends (a file or bytes body), for its deadline; 0 when unknown."""
+    data = kwargs.get("data")
+    if isinstance(data, (bytes, bytearray, str)):
+        return len(data)
+    if hasattr(data, "fileno"):
+        with contextlib.suppress(OSError, ValueError):
+            return os.fstat(data.fileno()).st_size
+    return 0

@@ -1,4 +1,4 @@
-"""One requests.Session factory for both services: timeouts, retries, rate limit, redaction.
+"""One requests.Session factory for both services: timeouts, retries, pacing, redaction.
 
 Why here and not in each client: both services need the same discipline (MyCase answers in
 0.9 s to 20 s, gateways answer 429/502/503/504, the documented limit is 25 requests/s), and
@@ -7,27 +7,24 @@ one place means one set of tests.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
-import fcntl
 import logging
 import math
-import os
 import random
 import re
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from mycase_sync.deadline import WatchedAdapter, Watchdog
+from mycase_sync.deadline import (DEADLINE_FACTOR, MIN_TRANSFER_RATE, DeadlineExceeded, WatchedAdapter, Watchdog,
+                                  body_size)
 from mycase_sync.errors import OutcomeUnknown, RefusedURL, ServiceError, ServiceUnavailable, TemporaryError
 from mycase_sync.jsondepth import depth_of, page_without_deep_parts
-from mycase_sync.locks import open_private
 from mycase_sync.netaddr import is_loopback, is_loopback_url, literal_address
+from mycase_sync.pacing import Pacer, SharedPacer, rate_file
 from mycase_sync.redact import redact
 
 log = logging.getLogger(__name__)
@@ -41,12 +38,6 @@ NOT_PROCESSED = {429, 503}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_AFTER = 120.0
-# Overall deadlines. The read timeout (MYCASE_SYNC_TIMEOUT) bounds each read, not a whole answer: a
-# server that sends a byte every few seconds would hold a job (and its lock) for hours. Every attempt
-# of a request must therefore be complete within DEADLINE_FACTOR read timeouts, plus the time its
-# bytes need at MIN_TRANSFER_RATE (a file upload or download); past that its connection is shut.
-DEADLINE_FACTOR = 2.0
-MIN_TRANSFER_RATE = 16 * 1024  # bytes per second, the slowest a file transfer may go on average
 DOWNLOAD_CEILING = 4 * 1024**3  # bytes: the most a download whose size is not declared may bring
 UNDECLARED_DOWNLOAD_DEADLINE = 3600.0  # seconds: the deadline of such a download
 # Connections kept open per host: at least the largest default worker pool (config.MAX_WORKERS).
@@ -62,95 +53,6 @@ BROKEN = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
-
-
-class RateLimiter:
-    """A token bucket of depth one: requests are spaced 1/rate apart, across all threads.
-
-    Depth one (no burst) because the services count in sliding one-second windows: a
-    burst on top of a steady rate is exactly what trips them.
-    """
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
-        self.interval = 1.0 / rate
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._next = 0.0
-        self.granted = 0
-
-    def acquire(self) -> float:
-        """Wait for the next free slot; returns the slot's time (on the limiter's clock)."""
-        with self._lock, self._shared():
-            now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-            self.granted += 1
-        wait = slot - now
-        if wait > 0:
-            self._sleep(wait)
-        return slot
-
-    def slow_down(self, seconds: float) -> None:
-        """After a 429: nobody sends before `seconds` from now."""
-        with self._lock, self._shared():
-            self._next = max(self._next, self._clock() + seconds)
-
-    @contextlib.contextmanager
-    def _shared(self) -> Iterator[None]:
-        """Where a subclass reads and writes `_next` from outside this process."""
-        yield
-
-
-class SharedRateLimiter(RateLimiter):
-    """The same spacing, shared by every process that uses one state store.
-
-    The limit belongs to the account, not to a process: cron may run the import and both pushes
-    at once, and three processes at 20/s each would break MyCase's 25/s. The next free slot (wall
-    clock seconds) lives in a small file beside the store, read and written under flock, with the
-    moment it was written: a slot written "later" than now means the clock was stepped back since,
-    and the slot keeps only the lead it had when written (else every job would stall by the step).
-    """
-
-    MAX_AHEAD = MAX_RETRY_AFTER + 180.0  # beyond any queue plus Retry-After: the clock was set back
-
-    def __init__(self, rate: float, path: Path, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep):
-        super().__init__(rate, clock=clock, sleep=sleep)
-        self.path = path
-        self._fd: int | None = None
-
-    @contextlib.contextmanager
-    def _shared(self) -> Iterator[None]:
-        if self._fd is None:
-            self._fd = open_private(self.path)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            now = self._clock()
-            try:
-                fields = [float(f) for f in (os.pread(self._fd, 64, 0) or b"0").split()[:2]]
-            except ValueError:  # a torn or foreign file: start afresh
-                fields = [0.0]
-            stored, written = (fields + [None])[:2] if fields else (0.0, None)
-            if written is not None and written > now:  # the clock was stepped back since
-                stored = now + min(max(stored - written, 0.0), self.MAX_AHEAD)
-            if stored > now + self.MAX_AHEAD:
-                stored = 0.0
-            self._next = stored
-            yield
-            os.pwrite(self._fd, f"{self._next:<24.6f} {self._clock():<24.6f}".encode()[:63].ljust(63) + b"\n", 0)
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def rate_file(db_path: Path, service: str) -> Path:
-    """`state.db.mycase.rate`: the shared next-slot file of one service, beside the state store."""
-    return db_path.with_name(f"{db_path.name}.{service.lower().replace(' ', '')}.rate")
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -236,21 +138,6 @@ def _xml_error(text: str) -> str:
     return redact(": ".join(words))[:300] if words else "unexpected XML answer"
 
 
-class DeadlineExceeded(requests.exceptions.Timeout):
-    """An attempt that took longer than its overall deadline (a Timeout: retried like one)."""
-
-
-def body_size(kwargs: dict) -> int:
-    """The bytes a request sends (a file or bytes body), for its deadline; 0 when unknown."""
-    data = kwargs.get("data")
-    if isinstance(data, (bytes, bytearray, str)):
-        return len(data)
-    if hasattr(data, "fileno"):
-        with contextlib.suppress(OSError, ValueError):
-            return os.fstat(data.fileno()).st_size
-    return 0
-
-
 class ServiceSession(requests.Session):
     """A Session that spaces, times out, retries and explains its requests.
 
@@ -267,14 +154,18 @@ class ServiceSession(requests.Session):
     """
 
     def __init__(self, service: str, rate: float, timeout: float, backoff_base: float = 1.0, max_retries: int = 5,
-                 shared_with: Path | None = None, gateway_timeout_retries: int | None = None):
+                 shared_with: Path | None = None, gateway_timeout_retries: int | None = None,
+                 start: float | None = None, refused: float = 0.0):
         super().__init__()
         adapter = WatchedAdapter(pool_maxsize=POOL_CONNECTIONS)
         self.mount("https://", adapter)
         self.mount("http://", adapter)
         self.service = service
-        # shared_with: the state store, whose other processes (the other cron jobs) share this rate.
-        self.limiter = SharedRateLimiter(rate, rate_file(shared_with, service)) if shared_with else RateLimiter(rate)
+        # rate: the ceiling of the pace (pacing.py), which starts at `start` (default: the ceiling).
+        # shared_with: the state store, whose other processes (the other cron jobs) share this pace.
+        start = rate if start is None else start
+        self.pacer = (SharedPacer(rate, rate_file(shared_with, service), start, refused) if shared_with
+                      else Pacer(rate, start, refused))
         self.timeout = (CONNECT_TIMEOUT, timeout)
         self.read_timeout = timeout
         self.backoff_base = backoff_base
@@ -286,8 +177,7 @@ class ServiceSession(requests.Session):
 
     def close(self) -> None:
         super().close()
-        if isinstance(self.limiter, SharedRateLimiter):
-            self.limiter.close()
+        self.pacer.close()
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:
         """A redirect is a URL handed to us by a service: it passes check_followable_url too.
@@ -323,7 +213,7 @@ class ServiceSession(requests.Session):
         while True:
             if attempt:
                 rewind()  # a file body was read to its end by the attempt before
-            self.limiter.acquire()
+            grant = self.pacer.acquire()
             self.requests_sent += 1
             watchdog = Watchdog(deadline) if deadline else None
             try:
@@ -341,13 +231,13 @@ class ServiceSession(requests.Session):
             except requests.exceptions.RequestException as exc:  # bad URL, redirect loop...: repeating won't help
                 raise ServiceError(self.service, method, path, None, f"request failed: {type(exc).__name__}") from None
             else:
+                self.pacer.observe(response.headers)
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                if response.status_code == 429:  # throttled: the pace is cut, and with a Retry-After
+                    self.pacer.throttled(grant, wait or 0.0)  # nobody sends until it has passed
                 if response.status_code in retry_statuses and attempt < self.max_retries and \
                         (can_repeat or response.status_code in NOT_PROCESSED):
                     if response.status_code != 504 or attempt < self.gateway_timeout_retries:
-                        wait = retry_after_seconds(response.headers.get("Retry-After"))
-                        if response.status_code == 429:
-                            wait = wait if wait is not None else self.backoff(attempt)
-                            self.limiter.slow_down(wait)
                         wait = wait if wait is not None else self.backoff(attempt)
                         log.debug("%s %s %s: HTTP %s, retrying in %.1fs", self.service, method, path, response.status_code, wait)
                         response.close()

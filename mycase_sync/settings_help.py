@@ -16,12 +16,13 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (  # name, default, meaning
     ("CASESTATUS_API_KEY", "(required)", "from Case Status"),
     ("MYCASE_SYNC_DB", "$XDG_STATE_HOME/mycase-sync/state.db (~/.local/state/...)", "the state store"),
     ("MYCASE_SYNC_LOG", "(none)", "append one line per event to this file (same as --log-file)"),
-    ("MYCASE_RATE_LIMIT", "20", "requests per second toward MyCase (its documented limit is 25), shared by all"
-                                " jobs using the same state store"),
-    ("CASESTATUS_RATE_LIMIT", "10", "requests per second toward Case Status, shared the same way (keep ~5% under"
-                                    " what your key allows: arrivals jitter, and each 429 pauses every worker)"),
-    ("MYCASE_SYNC_WORKERS", "fastest rate limit ÷ 4, 8 to 64", "parallel requests per job; the default keeps the"
-                                                                " rate limit's pace while answers take up to 0.25 s"),
+    ("MYCASE_RATE_LIMIT", "25", "the most requests per second toward MyCase (a ceiling: the tool finds the pace"
+                                " your account allows below it); above MyCase's documented 25 it is lowered to 25,"
+                                " with a warning"),
+    ("CASESTATUS_RATE_LIMIT", "500", "the most requests per second toward Case Status (a ceiling; Case Status"
+                                     " publishes no limit, the tool finds the pace)"),
+    ("MYCASE_SYNC_WORKERS", "highest rate limit ÷ 4, 8 to 64", "parallel requests per job; the default reaches the"
+                                                               " ceiling while answers take up to 0.25 s"),
     ("MYCASE_SYNC_TIMEOUT", "60", "read timeout in seconds (MyCase can take 20 s to answer)"),
     ("MYCASE_SYNC_BACKOFF", "1", "seconds before the first retry of a failed request; doubles each retry (with"
                                  " jitter, at most 30 s; five retries)"),

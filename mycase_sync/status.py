@@ -99,7 +99,19 @@ def _matters(store: Store) -> dict[str, Any]:
     }
 
 
-def collect(store: Store, now: dt.datetime | None = None) -> dict[str, Any]:
+SERVICES = ("MyCase", "Case Status")
+
+
+def _pace(store: Store, ceilings: dict[str, float]) -> dict[str, Any]:
+    """The pace each service was found to allow (requests/s) at the end of the last run that moved it."""
+    known = store.pacing.read()
+    return {service: {"rate": (known.get(service) or {}).get("rate"),
+                      "refused": (known.get(service) or {}).get("refused"),
+                      "updated_at": (known.get(service) or {}).get("updated_at"),
+                      "ceiling": ceilings.get(service)} for service in SERVICES}
+
+
+def collect(store: Store, now: dt.datetime | None = None, ceilings: dict[str, float] | None = None) -> dict[str, Any]:
     """Everything `status` shows, as one JSON-ready dict (keys documented in the README)."""
     now = now or utcnow()
     jobs = {}
@@ -116,6 +128,7 @@ def collect(store: Store, now: dt.datetime | None = None) -> dict[str, Any]:
         "state_store": str(store.path),
         "connection": connection_summary(store),
         "jobs": jobs,
+        "pace": _pace(store, ceilings or {}),
     }
     report["problems"] = problems(report, now)
     report["healthy"] = not report["problems"]
@@ -128,7 +141,7 @@ def missing_store_report(path: Path, now: dt.datetime | None = None) -> dict[str
     line = (f"no state store at {path}: nothing has run with these settings"
             " (does cron use the same --env-file / MYCASE_SYNC_DB?)")
     return {"checked_at": now.isoformat(), "state_store": str(path), "connection": None, "jobs": None,
-            "problems": [line], "healthy": False}
+            "pace": None, "problems": [line], "healthy": False}
 
 
 def problems(report: dict, now: dt.datetime) -> list[str]:
@@ -177,7 +190,8 @@ def _last_error(info: dict) -> str:
 def report_for(app) -> dict[str, Any]:
     """The report for the configured state store, without creating one that does not exist."""
     path = Path(app.settings.db_path)
-    return collect(app.store) if path.exists() else missing_store_report(path)
+    ceilings = {"MyCase": app.settings.mycase_rate_limit, "Case Status": app.settings.casestatus_rate_limit}
+    return collect(app.store, ceilings=ceilings) if path.exists() else missing_store_report(path)
 
 
 def _jobs_table(jobs: dict):
@@ -216,6 +230,12 @@ def _jobs_table(jobs: dict):
     return table
 
 
+def _pace_text(service: str, pace: dict) -> str:
+    """`MyCase 23.1/s (at most 25)`: the pace found at the end of the last run, and its ceiling."""
+    found = f"{service} {pace['rate']:g}/s" if pace["rate"] else f"{service} not found yet"
+    return found + (f" (at most {pace['ceiling']:g})" if pace["ceiling"] else "")
+
+
 def print_table(report: dict, console) -> None:
     """The report for a person, on a rich Console."""
     from rich.markup import escape
@@ -237,6 +257,7 @@ def print_table(report: dict, console) -> None:
     else:
         say("MyCase: not connected", "bold red")
     console.print(_jobs_table(report["jobs"]))
+    say("Pace: " + ", ".join(_pace_text(service, pace) for service, pace in report["pace"].items()))
     for job, info in report["jobs"].items():
         for label, run in (("last run", info["last_run"]), ("last run by hand", info["last_run_by_hand"])):
             if run and run.get("error"):

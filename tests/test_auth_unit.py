@@ -303,7 +303,7 @@ def test_tokens_never_appear_in_errors_or_logs(settings, store, caplog):
     reason = stored(tm.store.path)["reauth_reason"]
     for text in (str(caught.value), caplog.text, redact(reason)):
         assert "refresh-1-xyz" not in text and "access-1-xyz" not in text
-    assert "refresh-1-xyz" not in redact(f"Bearer access-1-xyz refresh-1-xyz")
+    assert "refresh-1-xyz" not in redact("Bearer access-1-xyz refresh-1-xyz")
 
 
 def test_the_code_exchange_posts_json_with_exactly_the_documented_fields(settings):

@@ -30,10 +30,12 @@ def test_idle_bench_prints_its_table():
 
 
 def test_backfill_bench_prints_its_table():
-    done = run_bench("backfill.py", "--matters", "40", "--latency-ms", "0", "--no-baseline")
+    done = run_bench("backfill.py", "--matters", "40", "--latency-ms", "0", "--limits", "100", "--no-baseline",
+                     "--together-matters", "30")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "### Backfill of 40 matters" in done.stdout
-    assert "| tool " in done.stdout
+    assert "| 100/s " in done.stdout and "(known)" in done.stdout
+    assert "### Three jobs started at once" in done.stdout
 
 
 def test_memory_bench_prints_its_table():
@@ -44,10 +46,11 @@ def test_memory_bench_prints_its_table():
 
 
 def test_incremental_bench_prints_its_table():
-    done = run_bench("incremental.py", "--matters", "120", "--changed", "5", "--latency-ms", "0")
+    done = run_bench("incremental.py", "--matters", "120", "--changed", "5", "--latency-ms", "0",
+                     "--crashed-matters", "60", "--crash-after", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "### Nightly import-matters" in done.stdout
-    assert "| 5 matters changed " in done.stdout
+    assert "| 5 matters changed " in done.stdout and "run again after a crash" in done.stdout
 
 
 def test_demo_bench_prints_its_table():

@@ -35,7 +35,7 @@ def test_real_environment_beats_dotenv_in_current_directory(tmp_path):
     settings = load_settings(environ={"MYCASE_CLIENT_ID": "from-env", "MYCASE_SYNC_WORKERS": "5"})
     assert settings.mycase_client_id == "from-env"
     assert settings.workers == 5
-    assert settings.mycase_rate_limit == 7  # the file still beats the default (20)
+    assert settings.mycase_rate_limit == 7  # the file still beats the default (25)
 
 
 def test_env_file_replaces_the_current_directorys_dotenv(tmp_path):
@@ -72,19 +72,52 @@ def test_documented_defaults():
     settings = load_settings(environ={})
     assert settings.mycase_api_url == "https://external-integrations.mycase.com/v1"
     assert settings.casestatus_api_url == "https://app.casestatus.com"
-    assert (settings.mycase_rate_limit, settings.casestatus_rate_limit) == (20, 10)
-    assert (settings.workers, settings.timeout, settings.phone_region) == (8, 60, "US")
+    assert (settings.mycase_rate_limit, settings.casestatus_rate_limit) == (25, 500)  # ceilings of the pace
+    assert (settings.mycase_rate_given, settings.casestatus_rate_given, settings.warnings) == (False, False, ())
+    assert (settings.workers, settings.timeout, settings.phone_region) == (64, 60, "US")
     assert settings.create_staff is False and settings.documents_folder is None
 
 
 @pytest.mark.parametrize("rates, workers", [
-    ({}, 8),  # the default paces (20 and 10 per second) need no more than 8
+    ({}, 64),  # the default ceilings (25 and 500 per second): as many as the pool may have
     ({"CASESTATUS_RATE_LIMIT": "100"}, 25),  # 100/s at 0.25 s an answer
-    ({"MYCASE_RATE_LIMIT": "50"}, 13),
+    ({"CASESTATUS_RATE_LIMIT": "10"}, 8),  # MyCase's 25/s needs 7: never fewer than 8
+    ({"CASESTATUS_RATE_LIMIT": "40", "MYCASE_RATE_LIMIT": "50", "MYCASE_API_URL": "http://127.0.0.1:9/v1"}, 13),
     ({"CASESTATUS_RATE_LIMIT": "5000"}, 64),
 ])
 def test_the_default_worker_pool_keeps_the_configured_pace(rates, workers):
     assert load_settings(environ=rates).workers == workers
+
+
+def test_a_mycase_rate_limit_above_its_documented_25_is_clamped_with_a_warning():
+    settings = load_settings(environ={"MYCASE_RATE_LIMIT": "30", "CASESTATUS_RATE_LIMIT": "40"})
+    assert settings.mycase_rate_limit == 25
+    assert [line for _, line in settings.warnings] == [
+        "MYCASE_RATE_LIMIT=30 is above MyCase's documented limit of 25 requests/s: using 25"]
+    assert (settings.mycase_rate_given, settings.casestatus_rate_given) == (True, True)  # the pace starts there
+    # The sandbox (a loopback MyCase) has its own limit: tests and the bench may go faster.
+    sandbox = load_settings(environ={"MYCASE_RATE_LIMIT": "1000", "MYCASE_API_URL": "http://127.0.0.1:9/v1"})
+    assert (sandbox.mycase_rate_limit, sandbox.warnings) == (1000, ())
+
+
+def test_cli_says_once_that_a_rate_limit_was_clamped(tmp_path, monkeypatch):
+    """On a terminal, and once in the log: under cron it is no reason for a mail every five minutes."""
+    from mycase_sync import output
+    from mycase_sync.store import open_store
+
+    log = tmp_path / "sync.log"
+    open_store(tmp_path / "state" / "state.db").close()  # said once in the log: the store remembers it
+    cli = cli_for(tmp_path, MYCASE_RATE_LIMIT="30", MYCASE_API_URL="https://mycase.example/v1",
+                  MYCASE_SYNC_LOG=str(log))
+    monkeypatch.setattr(output, "is_terminal", lambda: True)
+    result = cli.invoke("status")
+    assert result.code == 0  # a warning, not a configuration error
+    assert [line for line in result.stderr.splitlines() if "MYCASE_RATE_LIMIT" in line] == \
+        ["mycase-sync: warning: MYCASE_RATE_LIMIT=30 is above MyCase's documented limit of 25 requests/s: using 25"]
+    monkeypatch.setattr(output, "is_terminal", lambda: False)
+    for _ in range(2):
+        assert cli.invoke("status").stderr == ""
+    assert log.read_text().count("MYCASE_RATE_LIMIT=30 is above") == 1
 
 
 def test_a_worker_count_that_is_set_wins_over_the_pace(tmp_path):

@@ -161,7 +161,7 @@ def test_an_answer_whose_headers_trickle_is_cut_at_the_deadline_of_the_whole_att
         session.request(method, f"{base}/header-trickle", json={"x": 1} if method == "POST" else None)
     assert httpd.head_sent < len(TRICKLED_HEAD)  # before, it waited for the whole head, then cut the body
     session.close()
-    assert str(caught.value) == (f"Case Status unreachable (GET /header-trickle): no complete answer within 1 s"
+    assert str(caught.value) == ("Case Status unreachable (GET /header-trickle): no complete answer within 1 s"
                                  if method == "GET" else "Case Status POST /header-trickle: no answer: outcome "
                                  "unknown: no complete answer within 1 s")
     assert httpd.hits == 1

@@ -1,6 +1,6 @@
-"""ServiceSession: retries, Retry-After, what may be repeated, the rate limiter, and error bodies.
+"""ServiceSession: retries, Retry-After, what may be repeated, the pacer at a fixed pace, and error bodies.
 
-No real sleeping and no wall-clock assertions: a fake clock drives the rate limiter, and the
+No real sleeping and no wall-clock assertions: a fake clock drives the pacer, and the
 session's `sleep` records the waits it asks for.
 """
 
@@ -16,15 +16,13 @@ import requests_mock as rm
 from mycase_sync.errors import EXIT_PARTIAL, EXIT_TEMPORARY, OutcomeUnknown, ServiceError, ServiceUnavailable, TemporaryError
 from mycase_sync.http import (
     MAX_RETRY_AFTER,
-    RateLimiter,
-    SharedRateLimiter,
     ServiceSession,
     check_followable_url,
     error_detail,
     json_body,
     raise_for_status,
-    rate_file,
 )
+from mycase_sync.pacing import Pacer, SharedPacer, rate_file
 from mycase_sync.redact import register_secret
 
 URL = "https://api.example.com/v1/cases"
@@ -61,7 +59,7 @@ class Waits(list):
 def make_session(service: str = "Case Status", rate: float = 10.0, backoff_base: float = 1.0):
     clock = FakeClock()
     session = ServiceSession(service, rate=rate, timeout=7, backoff_base=backoff_base)
-    session.limiter = RateLimiter(rate, clock=clock, sleep=clock.sleep)
+    session.pacer = Pacer(rate, start=rate, clock=clock, sleep=clock.sleep)
     session.sleep = Waits(clock)
     return session, clock
 
@@ -124,7 +122,7 @@ def test_a_429_pushes_the_rate_limiters_next_slot_for_every_request(mock):
     session.sleep = lambda seconds: None  # as if another thread sent next: only the limiter holds it back
     mock.get(URL, [{"status_code": 429, "headers": {"Retry-After": "3"}}, {"status_code": 200}])
     session.get(URL)
-    assert clock.slept == [pytest.approx(3.0)]  # the limiter itself waited out the 3 s
+    assert sum(clock.slept) == pytest.approx(3.0)  # the pacer itself waited out the 3 s
     assert clock.now == pytest.approx(3.0)
 
 
@@ -185,7 +183,7 @@ def test_a_post_answered_429_is_retried_since_it_was_not_processed(session, mock
 def test_every_attempt_goes_through_the_rate_limiter_with_a_timeout(session, mock):
     mock.get(URL, [{"status_code": 503}, {"status_code": 503}, {"status_code": 200}])
     session.get(URL)
-    assert session.limiter.granted == mock.call_count == session.requests_sent == 3
+    assert session.pacer.granted == mock.call_count == session.requests_sent == 3
     assert mock.last_request.timeout == (10.0, 7)
 
 
@@ -285,10 +283,10 @@ def test_ordinary_redirects_are_followed(session, mock):
     assert session.get("http://127.0.0.1:8001/data").text == "sandbox bytes"  # loopback to loopback: the sandbox
 
 
-# --- the rate limiter ------------------------------------------------------------------------
+# --- the pacer at a fixed pace (tests/test_pacing.py: how the pace moves) ------------------------------------------------------------------------
 def grant_times(rate: float, count: int, work: float = 0.0) -> list[float]:
     clock = FakeClock()
-    limiter = RateLimiter(rate, clock=clock, sleep=clock.sleep)
+    limiter = Pacer(rate, start=rate, clock=clock, sleep=clock.sleep)
     times = []
     for _ in range(count):
         limiter.acquire()
@@ -310,7 +308,7 @@ def test_the_rate_limiter_never_exceeds_its_rate_in_any_window(rate, work):
 
 def test_the_rate_limiter_does_not_sleep_when_requests_are_already_spaced():
     clock = FakeClock()
-    limiter = RateLimiter(5, clock=clock, sleep=clock.sleep)
+    limiter = Pacer(5, start=5, clock=clock, sleep=clock.sleep)
     for _ in range(10):
         limiter.acquire()
         clock.now += 1.0
@@ -323,16 +321,16 @@ def test_limiters_sharing_a_file_space_their_requests_together(tmp_path):
     clock = FakeClock()
     path = rate_file(tmp_path / "state.db", "MyCase")
     assert path.name == "state.db.mycase.rate"
-    one, two = (SharedRateLimiter(10, path, clock=clock, sleep=clock.sleep) for _ in range(2))
+    one, two = (SharedPacer(10, path, start=10, clock=clock, sleep=clock.sleep) for _ in range(2))
     slots = []
     for _ in range(50):
-        slots.append(one.acquire())
-        slots.append(two.acquire())
-        slots.append(two.acquire())
+        slots.append(one.acquire().slot)
+        slots.append(two.acquire().slot)
+        slots.append(two.acquire().slot)
     assert slots == pytest.approx([n * 0.1 for n in range(150)])  # never two in one slot
     asked_at = clock.now
     one.slow_down(5)  # a 429 seen by one process holds back the other as well
-    assert two.acquire() == pytest.approx(asked_at + 5)
+    assert two.acquire().slot == pytest.approx(asked_at + 5)
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     one.close(), two.close()
 
@@ -344,17 +342,17 @@ def test_a_shared_slot_far_ahead_of_the_clock_is_forgotten(tmp_path):
     path = tmp_path / "state.db.mycase.rate"
     for content in (f"{clock.now + 86400}", "not a number"):
         path.write_text(content)
-        limiter = SharedRateLimiter(10, path, clock=clock, sleep=clock.sleep)
-        assert limiter.acquire() == pytest.approx(clock.now)
+        limiter = SharedPacer(10, path, start=10, clock=clock, sleep=clock.sleep)
+        assert limiter.acquire().slot == pytest.approx(clock.now)
         limiter.close()
 
 
 _SHARED_WORKER = """
 import sys
 from pathlib import Path
-from mycase_sync.http import SharedRateLimiter
-limiter = SharedRateLimiter(float(sys.argv[2]), Path(sys.argv[1]))
-print("\\n".join(repr(limiter.acquire()) for _ in range(int(sys.argv[3]))))
+from mycase_sync.pacing import SharedPacer
+limiter = SharedPacer(float(sys.argv[2]), Path(sys.argv[1]), start=float(sys.argv[2]))
+print("\\n".join(repr(limiter.acquire().slot) for _ in range(int(sys.argv[3]))))
 """
 
 
@@ -375,7 +373,7 @@ def test_processes_sharing_a_store_keep_one_rate_between_them(tmp_path):
 
 def test_slow_down_pushes_the_next_slot_and_never_pulls_it_earlier():
     clock = FakeClock()
-    limiter = RateLimiter(1, clock=clock, sleep=clock.sleep)
+    limiter = Pacer(1, start=1, clock=clock, sleep=clock.sleep)
     limiter.acquire()
     limiter.slow_down(5)
     limiter.acquire()

@@ -8,6 +8,7 @@ import requests_mock as rm
 from mycase_sync.casestatus.client import CaseStatusClient
 from mycase_sync.config import load_settings
 from mycase_sync.http import ServiceSession
+from mycase_sync.pacing import Grant
 from mycase_sync.mycase import client as mc_client
 from mycase_sync.mycase.client import MyCaseClient
 
@@ -28,7 +29,7 @@ def settings(tmp_path):
 
 def no_waiting(session: ServiceSession) -> ServiceSession:
     session.sleep = lambda seconds: None
-    session.limiter.acquire = lambda: 0.0  # no shared rate file, no spacing
+    session.pacer.acquire = lambda: Grant(0.0, 1000.0, 0)  # no shared pacing file, no spacing
     return session
 
 

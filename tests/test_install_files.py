@@ -12,7 +12,6 @@ import shlex
 import shutil
 import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
 

@@ -105,12 +105,16 @@ def test_json_keys_and_values_after_a_known_sequence(store, status_cli):
     seed_item(store, "message", 20, "sent")
     seed_item(store, "message", 21, "sent")
     seed_item(store, "message", 22, "failed", attempts=5, error="MyCase POST /v1/cases/3/notes: HTTP 422: too long")
+    store.pacing.keep("Case Status", 87.5, 97.0)  # the pace the last import found
 
     result = status_cli.invoke("status", "--json")
     assert result.code == 0, result.output
     assert result.stderr == ""
     report = json.loads(result.stdout)
-    assert set(report) == {"checked_at", "state_store", "connection", "jobs", "problems", "healthy"}
+    assert set(report) == {"checked_at", "state_store", "connection", "jobs", "pace", "problems", "healthy"}
+    assert report["pace"]["MyCase"] == {"rate": None, "refused": None, "updated_at": None, "ceiling": 25}
+    assert {k: v for k, v in report["pace"]["Case Status"].items() if k != "updated_at"} == \
+        {"rate": 87.5, "refused": 97.0, "ceiling": 500}
     assert report["state_store"] == str(store.path)
     assert report["connection"] == {
         "connected": True, "needs_reauth": False, "reauth_reason": None, "user": "Ada Lovelace",

@@ -275,3 +275,28 @@ def test_run_history(db_path):
     assert store.last_run("push-messages", outcome="success")["run_id"] == first
     assert store.last_run("import-matters") is None
     store.close()
+
+
+def test_the_structure_check_runs_once_a_day_and_names_the_damage_it_finds(db_path):
+    """quick_check costs more than the rest of an idle run on a big store: once a day, not per open."""
+    import datetime as dt
+
+    from mycase_sync.store.database import CHECKED_KEY
+    from mycase_sync.errors import StoreUnusable
+    from mycase_sync.values import iso, utcnow
+
+    store = open_store(db_path)
+    with store.transaction() as db:  # pages the open never reads
+        db["ledger"].insert_all({"kind": "message", "item_id": n, "state": "sent", "item": "x" * 300}
+                                for n in range(3000))
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(db_path.read_bytes())
+    for at in range(len(data) - 20 * 4096, len(data), 4096):  # the last pages: the ledger's
+        data[at:at + 64] = b"\xff" * 64
+    db_path.write_bytes(bytes(data))
+    store = open_store(db_path)  # checked less than a day ago: not again
+    store.set_cursor(CHECKED_KEY, iso(utcnow() - dt.timedelta(days=1, minutes=1)))
+    store.close()
+    with pytest.raises(StoreUnusable, match="is not a usable SQLite database"):
+        open_store(db_path)  # a day later: checked, and the damage named

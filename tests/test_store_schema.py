@@ -31,9 +31,10 @@ EXPECTED = {
     "oauth_pending": {"state": "TEXT", "created_at": "TEXT", "expires_at": "TEXT"},
     "identity": {"id": "INTEGER", "mycase_firm_uuid": "TEXT", "mycase_firm_name": "TEXT",
                  "casestatus_key_fingerprint": "TEXT", "salt": "TEXT", "recorded_at": "TEXT"},
+    "pacing": {"service": "TEXT", "rate": "REAL", "refused": "REAL", "updated_at": "TEXT"},
 }
 PRIMARY_KEYS = {"tokens": ["id"], "cursors": ["job"], "matters": ["mycase_id"], "ledger": ["kind", "item_id"],
-                "runs": ["id"], "oauth_pending": ["state"], "identity": ["id"]}
+                "runs": ["id"], "oauth_pending": ["state"], "identity": ["id"], "pacing": ["service"]}
 INDEXES = {"matters": [["casestatus_id"], ["state"]], "ledger": [["kind", "state"]], "runs": [["job", "started_at"]]}
 
 

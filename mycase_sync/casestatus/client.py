@@ -16,6 +16,7 @@ from mycase_sync.errors import ServiceError, SettingRefused
 from mycase_sync.http import (BROKEN, DOWNLOAD_CEILING, UNDECLARED_DOWNLOAD_DEADLINE, ServiceSession,
                                check_followable_url, error_detail, json_body, parse_json, raise_for_status)
 from mycase_sync.netaddr import is_loopback_url
+from mycase_sync.pacing import pace_start
 from mycase_sync.values import positive_id
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ class CaseStatusClient:
     def __init__(self, settings):
         self.base = settings.casestatus_api_url
         self.session = ServiceSession(SERVICE, settings.casestatus_rate_limit, settings.timeout, settings.backoff_base,
+                                      start=pace_start(settings.casestatus_rate_limit, settings.casestatus_rate_given),
                                       shared_with=settings.db_path)
         self.session.headers["Authorization"] = f"{AUTH_SCHEME} {settings.casestatus_api_key}"
         # File downloads: a link that needs no key; never send it ours.

@@ -16,6 +16,7 @@ import requests
 from mycase_sync.errors import AuthorizationError, RefusedURL, ServiceError, SettingRefused, SyncError
 from mycase_sync.http import ServiceSession, check_followable_url, json_body, raise_for_status
 from mycase_sync.netaddr import is_loopback_url
+from mycase_sync.pacing import pace_start
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class MyCaseClient:
         self.base = settings.mycase_api_url
         self.tokens = tokens
         self.session = ServiceSession(SERVICE, settings.mycase_rate_limit, settings.timeout, settings.backoff_base,
+                                      start=pace_start(settings.mycase_rate_limit, settings.mycase_rate_given),
                                       shared_with=settings.db_path, gateway_timeout_retries=GATEWAY_TIMEOUT_RETRIES)
         self.session.auth = BearerAuth(tokens)
         # Uploads go to S3: another host, no Bearer token, no MyCase rate limit.

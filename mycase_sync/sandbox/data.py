@@ -322,7 +322,6 @@ def generate_firm(seed: int, matters: int, now: datetime, activity: bool = True)
     case_id = 20_400_000 + rng.randrange(10_000)
     client_id = 31_700_000 + rng.randrange(10_000)
     log = math.log
-    recent_cut = now_ms - ACTIVITY_WINDOW_MS
 
     def pick_attorney(at_ms: int) -> int:
         for _ in range(6):

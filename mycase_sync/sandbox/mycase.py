@@ -490,7 +490,7 @@ class MyCaseService(Service):
                 # options are the request's own (a client that does not send them again gets none).
                 kept = self.bare_next_links and snap is not None and all(k.startswith("field[") for k, _ in filters)
                 if snap is None or snap["path"] != req.path or (snap["filters"] != filters and not kept):
-                    raise self._refuse(400, f"page_token is invalid, expired or does not match the query",
+                    raise self._refuse(400, "page_token is invalid, expired or does not match the query",
                                        {"parameter": "page_token"})
             page = []
             for item_id in snap["ids"][offset:offset + size]:

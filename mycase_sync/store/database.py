@@ -3,12 +3,13 @@
 One file (WAL mode, so readers never block the writer) that three cron jobs use at once.
 Schema changes are numbered migrations (schema.py) applied under a lock. The file is 0600 in a
 0700 directory: it holds the MyCase tokens. Each table's statements live in its own module here
-(tokens, matters, ledger); nothing outside this package writes SQL.
+(tokens, matters, ledger, pacing); nothing outside this package writes SQL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -25,13 +26,17 @@ from mycase_sync.signals import uncut
 from mycase_sync.store.identity import IdentityTable
 from mycase_sync.store.ledger import Ledger
 from mycase_sync.store.matters import MatterTable
+from mycase_sync.store.pacing import PaceTable
 from mycase_sync.store.schema import migrations
 from mycase_sync.store.states import RunKind, RunOutcome
 from mycase_sync.store.tokens import TokenTable
-from mycase_sync.values import iso, utcnow
+from mycase_sync.values import iso, parse_iso, utcnow
 
 BUSY_TIMEOUT_MS = 30_000
 _KIND = f"coalesce(kind, '{RunKind.SCHEDULED}')"  # a run's RunKind; older runs have none: scheduled
+CHECKED_KEY = "store_checked_at"  # (in `cursors`) when quick_check last found the file sound
+CHECK_EVERY = dt.timedelta(days=1)
+
 
 class _SerialDatabase(Database):
     """sqlite-utils wraps every query() in a SAVEPOINT. On a connection that worker threads share,
@@ -109,13 +114,21 @@ class Store:
         self.tokens = TokenTable(self)
         self.matters = MatterTable(self)
         self.identity = IdentityTable(self)
+        self.pacing = PaceTable(self)
 
     def _check(self) -> None:
-        """The same check for every job (and status) at open: SQLite's quick_check of the file's
-        structure, so a damaged store stops every job alike, before it is used (exit 2)."""
+        """SQLite's quick_check of the file's structure, at open, once a day (the moment of the last
+        clean check is kept in the store): a damaged store then stops every job alike (exit 2).
+        Between two checks, damage that a job meets is named the same way (named_faults). Not at
+        every open: on a big store it costs more than the rest of an idle run (cron: every 5 minutes)."""
+        checked = parse_iso(self.get_cursor(CHECKED_KEY))
+        now = utcnow()
+        if checked is not None and dt.timedelta(0) <= now - checked < CHECK_EVERY:
+            return
         found = [row[0] for row in self.db.conn.execute("PRAGMA quick_check(3)").fetchall()]
         if found != ["ok"]:
             raise sqlite3.DatabaseError(f"database disk image is malformed: {'; '.join(map(str, found))[:200]}")
+        self.set_cursor(CHECKED_KEY, iso(now))
 
     def ledger(self, kind: str) -> Ledger:
         """The push ledger of one kind of item ("document" or "message")."""

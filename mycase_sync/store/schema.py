@@ -114,6 +114,12 @@ def _identity(db: Database) -> None:
     )
 
 
+@migrations(name="0005_pacing")
+def _pacing(db: Database) -> None:
+    """The pace each service was found to allow (requests/s), and the rate its last 429 refused."""
+    db["pacing"].create({"service": str, "rate": float, "refused": float, "updated_at": str}, pk="service")
+
+
 @migrations(name="0006_ignored")
 def _ignored(db: Database) -> None:
     """Matters and push items the firm chose to give up (`mycase-sync ignore`): why, since when, and

@@ -27,10 +27,10 @@ matter (said in its report), which still syncs.
 
 from __future__ import annotations
 
-import itertools
+import datetime as dt
 import logging
 import threading
-from collections import Counter, deque
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable
 
@@ -46,6 +46,7 @@ from mycase_sync.sync.mapping import (
     map_matter, staff_ids,
 )
 from mycase_sync.sync.matter_sync import ABSENT, STALE, UNAVAILABLE, Lookup, Outcome, StaffUsers, sync_matter
+from mycase_sync.sync.read_ahead import ReadAhead
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class ImportRun:
         self.total_known = False  # the progress display was given MyCase's count
         self.cases: CaseIndex | None = None  # the backfill's one read of the Case Status case list
         self.scan_lock = threading.Lock()
+        self.reads: ReadAhead | None = None  # the reads of the matters to retry, once started
+        self.reading: set[str] = set()  # the ids those reads cover
 
     # --- fetch --------------------------------------------------------------------------------
     def prefetch_cases(self) -> None:
@@ -344,25 +347,35 @@ class ImportRun:
                 self.total_known = True
                 self.progress.total(listed + len(self.retry))
 
-    def retry_by_id(self) -> None:
-        """Read each matter to retry by id and take it, in id order.
+    def read_ahead(self) -> None:
+        """Start reading the matters to retry by id, in id order, while the listing is read
+        (read_ahead.py): each is one MyCase round trip (0.9 s to 20 s live); one listed before its
+        read starts is taken from the listing and not read. Not in a backfill, which lists them all."""
+        self.reading = set(self.retry)
+        self.reads = ReadAhead(self.mycase.get_case, sorted(self.reading, key=lambda v: (len(v), v)),
+                               self.settings.workers, self.window, wanted=lambda mid: mid in self.retry)
 
-        The reads overlap, `workers` at a time: each is one MyCase round trip (0.9 s to 20 s live), and
-        read one after another they made a quiet night on a big firm wait on them alone. The window
-        stays small so that memory stays flat and an outage stops the run soon.
-        """
+    def retry_by_id(self) -> None:
+        """Take each matter to retry, as read by id, in id order (reads `workers` at a time; at most
+        `window` read and waiting, so that memory stays flat and an outage stops the run soon). Those
+        added once the reads had started (the cases of edited clients) are read now, after the listing:
+        read ahead, one the listing was about to bring would be read twice."""
         if self.total_known:  # the listing is done: what is left is in flight, or a retry not listed
             self.progress.total(self.done + len(self.in_flight) + len(self.retry))
-        order = iter(sorted(self.retry, key=lambda v: (len(v), v)))
-        readers = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="mycase")
-        ahead: deque[tuple[str, Future]] = deque()
+        if self.reads is None:
+            self.read_ahead()
+        self._take_reads()
+        if self.retry - self.reading:
+            self.retry -= self.reading
+            self.read_ahead()
+            self._take_reads()
+        self.retry.clear()
+
+    def _take_reads(self) -> None:
         try:
-            while True:
-                for mid in itertools.islice(order, self.settings.workers - len(ahead)):
-                    ahead.append((mid, readers.submit(self.mycase.get_case, mid)))
-                if not ahead:
-                    break
-                mid, reading = ahead.popleft()
+            for mid, reading in self.reads:
+                if mid not in self.retry:  # listed meanwhile, and taken from the listing
+                    continue
                 if self.temporary is not None:
                     raise self.temporary
                 try:
@@ -377,8 +390,7 @@ class ImportRun:
                     continue
                 self.take(case, listed=False)
         finally:
-            readers.shutdown(wait=True, cancel_futures=True)
-        self.retry.clear()
+            self.reads.close()
 
     def drain(self) -> None:
         self.collect(until=lambda: False)
@@ -387,6 +399,8 @@ class ImportRun:
 
     def shutdown(self) -> None:
         """After an error: let started writes finish and record them, cancel the rest (they stay pending)."""
+        if self.reads is not None:
+            self.reads.close()
         self.pool.shutdown(wait=True, cancel_futures=True)
         for future, _ in list(self.in_flight.items()):
             if future.done() and not future.cancelled() and future.exception() is None:

@@ -94,6 +94,8 @@ def import_matters(app, run_id: str, full: bool = False, since: dt.datetime | No
                             run.prefetch_cases()
                         run.load_retry_set()
                         run.floor = bound.replace(microsecond=0)  # as sent: the filter is whole seconds
+                        if last is not None:  # a nightly run: what it retries is mostly outside its window
+                            run.read_ahead()
                         if last is not None and not full:
                             added = run.add_client_changes(_as_param(bound))
                             if added:
