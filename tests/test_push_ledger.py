@@ -42,7 +42,8 @@ def test_items_are_recorded_once_with_their_cursor_and_wait_for_their_case(tmp_p
     assert add(ledger, {"id": 1, "integration_id": "11"}, {"id": 2, "integration_id": None},
                cursor=Cursor(1, 2)) == 2
     assert add(ledger, {"id": 1, "integration_id": "11"}) == 0  # seen again: ignored
-    assert store.get_cursor("push-messages") == {"page": 1, "highest": 2, "order": "asc", "size": 100}
+    assert store.get_cursor("push-messages") == {"page": 1, "highest": 2, "order": "asc", "size": 100, "end_count": 0,
+                                                 "served_max": 0}
     assert ledger.count(WAITING) == 2
     map_case(store, "11")
     ledger.match_cases()

@@ -46,7 +46,8 @@ def test_first_run_takes_the_whole_history_and_leaves_a_cursor_at_the_last_page(
     source = FakeList(range(1, 251), days_old=lambda i: 300 - i)  # ids 1..250, up to 299 days old
     taken, cursor, poller = run(source, None)
     assert taken == list(range(1, 251))  # what is never sent (a cut-over) is the ledger's decision
-    assert cursor == Cursor(page=3, highest=250, order=ASC, size=SIZE)
+    # The list was seen to end after page 3 (50 records), and the server serves up to 100 a page.
+    assert cursor == Cursor(page=3, highest=250, order=ASC, size=SIZE, end_count=50, served_max=100)
     assert source.reads == [1, 2, 3, 4]  # a short page does not end a list: the empty one after it does
 
 
@@ -55,14 +56,63 @@ def test_first_run_on_an_empty_list_still_saves_a_cursor():
     assert taken == [] and cursor == Cursor(1, 0, ASC, SIZE)
 
 
-@pytest.mark.parametrize("count, reads", [(250, 2), (300, 2), (50, 2)])
-def test_an_idle_run_reads_one_page_or_two_when_the_last_was_full(count, reads):  # two: the empty page ends it
+# One page when it is as the last run left it and shorter than a page the server has served; two (the
+# empty page ends it) when it was full, or when no page has shown how many the server puts on one.
+@pytest.mark.parametrize("count, reads", [(250, 1), (300, 2), (50, 2)])
+def test_an_idle_run_reads_one_page_or_two_when_the_last_was_full(count, reads):
     source = FakeList(range(1, count + 1))
     _, cursor, _ = run(source, None, full=True)
     source.reads.clear()
     taken, after, poller = run(source, cursor)
     assert taken == [] and poller.requests == reads
     assert after == cursor
+
+
+class FixedPages(FakeList):
+    """A server that serves `served` records a page whatever page[size] asks."""
+
+    def __init__(self, ids, served):
+        super().__init__(ids)
+        self.served = served
+
+    def __call__(self, page):
+        self.reads.append(page)
+        order = sorted(self.ids)
+        return [self.record(i) for i in order[(page - 1) * self.served:page * self.served]]
+
+
+@pytest.mark.parametrize("served", [10, 100])
+def test_a_new_record_on_the_page_after_a_full_one_is_never_missed(served):
+    """A page as long as the server serves is never taken for the end, however unchanged it looks."""
+    source = FixedPages(range(1, 3 * served + 1), served)
+    _, cursor, _ = run(source, None, full=True)
+    assert cursor.end_count == served
+    source.ids.append(3 * served + 1)  # lands alone on the next page; the last one is unchanged
+    taken, _, _ = run(source, cursor)
+    assert taken == [3 * served + 1]
+
+
+@pytest.mark.parametrize("change", ["added", "deleted and added", "deleted"])
+def test_a_changed_last_page_is_read_on_as_before(change):
+    source = FakeList(range(1, 251))
+    _, cursor, _ = run(source, None, full=True)
+    if change != "added":
+        source.ids.remove(240)
+    if change != "deleted":
+        source.ids.append(251)
+    source.reads.clear()
+    taken, _, poller = run(source, cursor)
+    assert taken == ([] if change == "deleted" else [251]) and poller.requests == 2
+
+
+def test_a_server_whose_page_size_shrank_is_read_on():
+    """Served 100 a page, then 10: the cursor's page now holds other records, so the list is read on."""
+    source = FixedPages(range(1, 251), 100)
+    _, cursor, _ = run(source, None, full=True)  # page 3 of 100: 50 records, 201-250
+    source.served = 10
+    source.ids.append(251)
+    taken, _, _ = run(source, cursor)
+    assert 251 in taken
 
 
 def test_a_thousand_pushed_and_three_new_reads_two_pages():
@@ -73,7 +123,7 @@ def test_a_thousand_pushed_and_three_new_reads_two_pages():
     taken, cursor, poller = run(source, cursor)
     assert taken == [1001, 1002, 1003]
     assert source.reads == [10, 11, 12]
-    assert cursor == Cursor(11, 1003, ASC, SIZE)
+    assert cursor == Cursor(11, 1003, ASC, SIZE, end_count=3, served_max=100)
 
 
 def test_new_items_across_several_pages_are_all_taken_and_the_cursor_moves_page_by_page():
@@ -83,8 +133,9 @@ def test_new_items_across_several_pages_are_all_taken_and_the_cursor_moves_page_
     poller = Poller(source, cursor, full=False, size=SIZE)
     batches = list(poller.batches())
     assert [r["id"] for b in batches for r in b.records] == list(range(151, 460))
-    assert [b.cursor.page for b in batches] == [2, 3, 4, 5]
-    assert [b.cursor.highest for b in batches] == [200, 300, 400, 459]
+    assert [b.cursor.page for b in batches] == [2, 3, 4, 5, 5]  # the last: the list ends after page 5
+    assert [b.cursor.highest for b in batches] == [200, 300, 400, 459, 459]
+    assert batches[-1].records == [] and batches[-1].cursor.end_count == 59
 
 
 def test_deleted_records_shift_pages_down_and_nothing_that_moved_is_skipped():
@@ -140,7 +191,7 @@ def test_a_list_that_turns_back_to_oldest_first_is_read_again_from_page_one():
     source.newest_first = False
     source.ids += [151]
     taken, cursor, _ = run(source, cursor)
-    assert taken == [151] and cursor == Cursor(2, 151, ASC, SIZE)
+    assert taken == [151] and cursor == Cursor(2, 151, ASC, SIZE, end_count=51, served_max=100)
 
 
 def test_first_run_newest_first_reads_every_page():
@@ -206,4 +257,4 @@ def test_a_resumed_page_holding_only_new_ids_steps_back_so_none_is_missed():
     source.reads.clear()
     taken, cursor, _ = run(source, cursor)
     assert taken == list(range(301, 351))
-    assert source.reads == [3, 2, 3, 4] and cursor == Cursor(3, 350, ASC, SIZE)
+    assert source.reads == [3, 2, 3, 4] and cursor == Cursor(3, 350, ASC, SIZE, end_count=50, served_max=100)

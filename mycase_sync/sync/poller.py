@@ -30,12 +30,18 @@ def page_order(records: list[dict]) -> str | None:
 
 @dataclass
 class Cursor:
-    """Where the last poll stopped: the last page that held records, the highest id seen, the order."""
+    """Where the last poll stopped: the last page that held records, the highest id seen, the order.
+
+    `end_count`: how many records that page held when the page after it was read and found to end
+    the list (0: not known); `served_max`: the most records the server has put on one page of this
+    list. Together they let an idle run stop after one page (see Poller.unchanged_end)."""
 
     page: int = 1
     highest: int = 0
     order: str = ASC
     size: int = PAGE_SIZE
+    end_count: int = 0
+    served_max: int = 0
 
     @classmethod
     def load(cls, value: Any, size: int = PAGE_SIZE) -> "Cursor | None":
@@ -43,7 +49,8 @@ class Cursor:
             return None
         try:
             cursor = cls(int(value["page"]), int(value["highest"]), str(value.get("order") or ASC),
-                         int(value.get("size") or size))
+                         int(value.get("size") or size), int(value.get("end_count") or 0),
+                         int(value.get("served_max") or 0))
         except (KeyError, TypeError, ValueError):
             return None
         if cursor.order not in (ASC, DESC) or cursor.page < 1 or cursor.size < 1:
@@ -51,6 +58,7 @@ class Cursor:
         if cursor.size != size:  # the same position counted in pages of the new size
             cursor.page = (cursor.page - 1) * cursor.size // size + 1
             cursor.size = size
+            cursor.end_count = cursor.served_max = 0
         return cursor
 
     def dump(self) -> dict:
@@ -72,7 +80,9 @@ class Poller:
     Incremental (a cursor, no backfill): ascending lists resume at the cursor's page (walking
     back if records were deleted) and read on until a page is empty or holds nothing new;
     newest-first lists are read from page 1 until a page holds anything already seen. A run with
-    nothing new reads two pages (the cursor's, and the empty one after it).
+    nothing new reads one page when that page is exactly as it was when the last run saw the list
+    end after it, and shorter than a page the server has served (`unchanged_end`); else two (the
+    cursor's, and the empty one after it).
     Full scan (first run, --since, --all): every page, every record. Which of them are sent is
     the ledger's business (what it holds already is never sent again; see the cut-over).
     """
@@ -87,10 +97,12 @@ class Poller:
         self.size = size
         self.requests = 0
         self.malformed = 0
+        self.served_max = self.cursor.served_max
 
     def _fetch(self, page: int) -> list[dict]:
         self.requests += 1
         raw = self._fetch_page(page)
+        self.served_max = max(self.served_max, len(raw))
         records = [r for r in raw if record_id(r) is not None]
         self.malformed += len(raw) - len(records)
         return records
@@ -104,9 +116,23 @@ class Poller:
     def _highest(self, highest: int, records: list[dict]) -> int:
         return max([highest, *(record_id(r) for r in records)])
 
+    def unchanged_end(self, records: list[dict]) -> bool:
+        """The cursor's page holds what it held when the last run saw the list end after it (the same
+        number of records, the same highest id: ids only grow, so nothing was added nor removed), and
+        fewer than the server puts on a page: a new record would be on this page, so none came.
+
+        Never from a page as long as any the server serves: a server serving 10 a page whatever was
+        asked puts a new record on the next page, and a full page of its own would look unchanged."""
+        cursor = self.cursor
+        return (not self.full and cursor.order == ASC and cursor.end_count > 0
+                and len(records) == cursor.end_count < self.served_max
+                and self._highest(0, records) == cursor.highest)
+
     def batches(self) -> Iterator[Batch]:
         start = 1 if self.full else self.cursor.page
         records = self._fetch(start)
+        if self.malformed == 0 and self.unchanged_end(records):
+            return
         order = page_order(records) or self.cursor.order
         if order == DESC:
             yield from self._newest_first(records if start == 1 else self._fetch(1))
@@ -124,13 +150,17 @@ class Poller:
         highest = self.cursor.highest
         keep_page = self.cursor.page if (self.full and self.known is not None) else 1
         watch = PageWatch(self.path, self.size)
+        last: tuple[int, int] | None = None  # (page, records on it) of the last page that held records
         while True:
             goes_on = watch.goes_on(page, records)
             if goes_on or page == 1:
                 highest = self._highest(highest, records)
-                cursor = Cursor(max(keep_page, page), highest, ASC, self.size)
+                cursor = Cursor(max(keep_page, page), highest, ASC, self.size, 0, self.served_max)
                 yield Batch(page, self._take(records), cursor)
+                last = (cursor.page, len(records)) if cursor.page == page else None
             if not goes_on:
+                if last is not None and self.malformed == 0:  # the list was seen to end after that page
+                    yield Batch(page, [], Cursor(last[0], highest, ASC, self.size, last[1], self.served_max))
                 return
             page += 1
             records = self._fetch(page)
