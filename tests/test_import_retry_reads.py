@@ -83,3 +83,51 @@ def test_an_unavailable_mycase_stops_the_retries(make_run):
     with pytest.raises(ServiceError):
         run.retry_by_id()
     assert len(mycase.read) < len(ids)  # the window: a few reads ahead, not all of them
+
+
+class StaffDirectory:
+    """MyCase staff as listed (id 7) and by id: id 99 was deleted (404), id 98 is refused (403)."""
+
+    def __init__(self):
+        self.asked: list[int] = []
+
+    def list_staff(self):
+        return [{"id": 7, "email": "lead@firm.example", "first_name": "Lee", "last_name": "Dean", "type": "Attorney"}]
+
+    def get_staff(self, staff_id: int):
+        self.asked.append(staff_id)
+        if staff_id == 98:
+            raise ServiceError("MyCase", "GET", f"/v1/staff/{staff_id}", 403, "Forbidden")
+        return None
+
+
+def test_staff_mycase_no_longer_has_is_asked_for_once_not_every_night(tmp_path):
+    """A departed paralegal on old matters cost one MyCase round trip per night, on the main thread;
+    a 404 is remembered (asked again after a week), a refusal is not."""
+    case = {"id": 5, "staff": [{"id": 7, "lead_lawyer": True}, {"id": 99}, {"id": 98}]}
+    directory = StaffDirectory()
+    users = SimpleNamespace(list_users=lambda: [])
+
+    def one_run(dry_run: bool = False) -> ImportRun:
+        store = open_store(tmp_path / "state.db")
+        app = SimpleNamespace(settings=SimpleNamespace(workers=2, phone_region="US"), store=store,
+                              mycase=directory, casestatus=users)
+        run = ImportRun(app, "run", dry_run=dry_run, create_staff=False, report=open_report(None))
+        try:
+            run.load_people()
+            run.find_staff(case)
+            run.find_staff(case)  # a second case with the same staff: asked once a run anyway
+            run.keep_staff_gone()
+        finally:
+            run.pool.shutdown()
+            store.close()
+        return run
+
+    one_run(dry_run=True)
+    assert directory.asked == [99, 98]  # a dry run asks, and remembers nothing
+    directory.asked.clear()
+    first = one_run()
+    assert directory.asked == [99, 98] and first.staff_not_found == {99, 98}
+    directory.asked.clear()
+    second = one_run()
+    assert directory.asked == [98] and second.staff_not_found == {99, 98}

@@ -47,10 +47,16 @@ from mycase_sync.sync.mapping import (
 )
 from mycase_sync.sync.matter_sync import ABSENT, STALE, UNAVAILABLE, Lookup, Outcome, StaffUsers, sync_matter
 from mycase_sync.sync.read_ahead import ReadAhead
+from mycase_sync.values import iso, parse_iso, positive_id, utcnow
 
 log = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_WORKER = 4
+# Staff ids MyCase answered 404 for (deleted staff still listed on old cases), kept in the store so
+# that a nightly run does not ask for each again (one round trip each, on this thread); asked again
+# after STAFF_RECHECK in case one comes back.
+STAFF_GONE_KEY = "import-matters:staff-gone"
+STAFF_RECHECK = dt.timedelta(days=7)
 FAILED, SKIPPED, SYNCED, PENDING = MatterState.FAILED, MatterState.SKIPPED, MatterState.SYNCED, MatterState.PENDING
 IGNORED = MatterState.IGNORED
 SHOWN_OUTCOMES = ("created", "updated", "unchanged", "skipped", "failed")  # on the bar from the start
@@ -77,6 +83,7 @@ class ImportRun:
         self.unavailable = threading.Event()  # a worker found Case Status down: the others stop writing
         self.staff: dict = {}
         self.staff_not_found: set[int] = set()  # ids asked for one by one, and not there
+        self.staff_gone: dict[int, str] = {}  # of those, the ones MyCase has not (404): id -> when asked
         self.users = StaffUsers(set())
         self.retry: set[str] = set()
         self.ignored = self.store.matters.ignoring.ids()  # the firm gave these up: left alone
@@ -135,8 +142,15 @@ class ImportRun:
         return self.cases.get(mycase_id) or ABSENT
 
     def load_people(self) -> None:
-        """MyCase staff and Case Status users, once per run (not once per matter)."""
+        """MyCase staff and Case Status users, once per run (not once per matter), and the staff ids a
+        recent run found MyCase no longer has."""
         self.staff = index_staff(self.mycase.list_staff())
+        recent = utcnow() - STAFF_RECHECK
+        for key, asked in (self.store.get_cursor(STAFF_GONE_KEY) or {}).items():
+            staff_id, when = positive_id(key), parse_iso(asked) if isinstance(asked, str) else None
+            if staff_id is not None and when is not None and when > recent and staff_id not in self.staff:
+                self.staff_gone[staff_id] = asked
+        self.staff_not_found |= set(self.staff_gone)
         self.users = StaffUsers({str(u.get(cs.USER_EMAIL) or "") for u in self.casestatus.list_users()})
 
     def find_staff(self, case: dict) -> None:
@@ -149,12 +163,19 @@ class ImportRun:
             except ServiceError as exc:
                 if exc.status is None or exc.status >= 500 or exc.status == 429:
                     raise
-                record = None  # refused (403...): as good as not there
-            found = index_staff([record] if record is not None else [])
+                record = False  # refused (403...): as good as not there, for this run
+            found = index_staff([record] if record else [])
             if staff_id in found:
                 self.staff[staff_id] = found[staff_id]
             else:
                 self.staff_not_found.add(staff_id)
+                if record is None:
+                    self.staff_gone[staff_id] = iso(utcnow())
+
+    def keep_staff_gone(self) -> None:
+        """Remember the staff ids MyCase has not, for the next runs (never in a dry run)."""
+        if not self.dry_run and self.staff_gone != (self.store.get_cursor(STAFF_GONE_KEY) or {}):
+            self.store.set_cursor(STAFF_GONE_KEY, {str(k): v for k, v in sorted(self.staff_gone.items())})
 
     def load_retry_set(self) -> None:
         """Ids retried by id whatever the window: failed, pending, and skipped ones whose user now exists."""

@@ -117,6 +117,7 @@ def import_matters(app, run_id: str, full: bool = False, since: dt.datetime | No
         raise
     run.pool.shutdown(wait=True)
     writer.close()
+    run.keep_staff_gone()
     if moves_window and run.unqueued == 0:
         store.set_cursor(JOB, {CURSOR_KEY: iso(start), "window_from": iso(bound), "run_id": run_id})
     if ten_years:
