@@ -15,7 +15,7 @@ from mycase_sync.config import Settings
 from mycase_sync.errors import EXIT_OK, EXIT_PARTIAL, AuthorizationError, ConfigError, SyncError, TemporaryError
 from mycase_sync.locks import job_lock
 from mycase_sync.output import RUN_LOGGER, set_run_id
-from mycase_sync.signals import Interrupted
+from mycase_sync.signals import Interrupted, check as check_signals
 
 log = logging.getLogger("mycase_sync")
 # One line per finished run: written to the log file; on the console only with -v (the command prints its own summary).
@@ -163,6 +163,7 @@ def run_job(app: App, job: str, work: Callable[[str], dict], by_hand: bool = Fal
 
         try:
             counts = work(run_id)
+            check_signals()  # a stop signal that work() never saw (see signals.check)
         except AuthorizationError as exc:
             finish("auth", error=str(exc))
             raise

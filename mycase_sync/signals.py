@@ -5,6 +5,9 @@ recorded as `running`, and a refresh whose answer was on its way loses the new r
 are single-use). With `handled()` (cli.main) each of the three raises `Interrupted` in the main thread:
 the job records the run as interrupted and the command exits 130 (SIGINT) or 143 (SIGTERM, SIGHUP).
 Inside `uncut()` (a token refresh and the saving of its answer) a signal waits until the section ends.
+A signal that lands while Python runs a finalizer raises there, and Python only reports and drops the
+exception: `check()`, called at the safe points of a run (each matter, each item, the end of the
+work), stops the run then.
 """
 
 from __future__ import annotations
@@ -32,15 +35,24 @@ class Interrupted(BaseException):
 _lock = threading.RLock()
 _uncut = 0  # sections under way (any thread)
 _pending: int | None = None  # a signal that arrived during one
+_received: int | None = None  # the stop signal taken by the handler, if any (see check)
 
 
 def _handler(signum: int, frame) -> None:
-    global _pending
+    global _pending, _received
     with _lock:
         if _uncut:
             _pending = _pending or signum
             return
+        _received = signum
     raise Interrupted(signum)
+
+
+def check() -> None:
+    """A safe point: a stop signal already taken whose Interrupted never reached the run (it was
+    raised inside a finalizer) stops the run here. Main thread only, like the handler."""
+    if _received is not None and threading.current_thread() is threading.main_thread():
+        raise Interrupted(_received)
 
 
 @contextlib.contextmanager
@@ -49,12 +61,15 @@ def handled() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _received
+    _received = None
     previous = {signum: signal.signal(signum, _handler) for signum in HANDLED}
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _received = None
 
 
 @contextlib.contextmanager

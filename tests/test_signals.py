@@ -104,3 +104,33 @@ def test_exit_codes_130_and_143_are_documented():
     assert "130" in EXIT_CODES_HELP and "143" in EXIT_CODES_HELP
     readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
     assert "130" in readme and "143" in readme
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed Interrupted
+def test_a_signal_swallowed_by_a_finalizer_stops_the_run_at_its_next_safe_point(tmp_path):
+    """Python only reports an exception raised in a finalizer: a SIGTERM landing there used to be lost,
+    and the run went on to the end. The run now stops at its next safe point, recorded as interrupted."""
+    from mycase_sync import signals
+    from mycase_sync.app import App, run_job
+    from mycase_sync.config import load_settings
+
+    class TakesTheSignal:
+        def __del__(self):
+            signal.raise_signal(signal.SIGTERM)  # handled right here, inside the finalizer
+
+    settings = load_settings(environ={"MYCASE_SYNC_DB": str(tmp_path / "state" / "state.db")})
+    app = App(settings)
+    reached_the_end = []
+
+    def work(run_id: str) -> dict:
+        TakesTheSignal()  # dropped at once: its finalizer runs, and its Interrupted is swallowed
+        reached_the_end.append(True)
+        return {"sent": 1}
+
+    try:
+        with signals.handled(), pytest.raises(signals.Interrupted) as stopped:
+            run_job(app, "push-messages", work)
+    finally:
+        app.close()
+    assert reached_the_end and stopped.value.exit_code == 143
+    assert last_run(settings.db_path, "push-messages")[0] == "interrupted"

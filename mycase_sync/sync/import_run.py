@@ -38,6 +38,7 @@ from mycase_sync.casestatus import client as cs
 from mycase_sync.errors import ServiceError, TemporaryError
 from mycase_sync.mycase import client as mc
 from mycase_sync.report import ReportRow
+from mycase_sync.signals import check as check_signals
 from mycase_sync.sync.import_summary import ACTIONS, VERB
 from mycase_sync.store import MatterState
 from mycase_sync.store.matters import CaseIndex, MatterRow
@@ -202,6 +203,7 @@ class ImportRun:
 
     # --- map, then hand the writes to a worker ----------------------------------------------------
     def take(self, case: Any, listed: bool) -> None:
+        check_signals()  # a safe point: a stop signal a finalizer swallowed stops the run here
         if self.temporary is not None:
             raise self.temporary
         if not isinstance(case, dict):

@@ -29,6 +29,7 @@ from mycase_sync.casestatus.client import PAGE_SIZE
 from mycase_sync.errors import (AuthorizationError, ConfigError, LocalPermission, OutcomeUnknown, ServiceError,
                                 SettingRefused, StoreUnusable, SyncError, TemporaryError, os_fault)
 from mycase_sync.redact import redact
+from mycase_sync.signals import check as check_signals
 from mycase_sync.store import ItemState
 from mycase_sync.text import clean_line
 from mycase_sync.store.ledger import MAX_FAILED_RUNS, Item, Ledger, cutover_key
@@ -285,6 +286,7 @@ def deliver(ctx: Context, items: list[Item], workers: int) -> Counter:
             futures = [pool.submit(run_lane, lane, progress) for lane in lanes]
             for future in as_completed(futures):
                 future.result()
+                check_signals()  # a safe point: a stop signal a finalizer swallowed stops the run here
         except BaseException:
             stop.set()
             raise
