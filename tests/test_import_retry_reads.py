@@ -115,8 +115,8 @@ def test_staff_mycase_no_longer_has_is_asked_for_once_not_every_night(tmp_path):
         run = ImportRun(app, "run", dry_run=dry_run, create_staff=False, report=open_report(None))
         try:
             run.load_people()
-            run.find_staff(case)
-            run.find_staff(case)  # a second case with the same staff: asked once a run anyway
+            run.people.find(case)
+            run.people.find(case)  # a second case with the same staff: asked once a run anyway
             run.keep_staff_gone()
         finally:
             run.pool.shutdown()
@@ -127,7 +127,7 @@ def test_staff_mycase_no_longer_has_is_asked_for_once_not_every_night(tmp_path):
     assert directory.asked == [99, 98]  # a dry run asks, and remembers nothing
     directory.asked.clear()
     first = one_run()
-    assert directory.asked == [99, 98] and first.staff_not_found == {99, 98}
+    assert directory.asked == [99, 98] and first.people.not_found == {99, 98}
     directory.asked.clear()
     second = one_run()
-    assert directory.asked == [98] and second.staff_not_found == {99, 98}
+    assert directory.asked == [98] and second.people.not_found == {99, 98}

@@ -43,21 +43,15 @@ from mycase_sync.sync.import_summary import ACTIONS, VERB
 from mycase_sync.store import MatterState
 from mycase_sync.store.matters import CaseIndex, MatterRow
 from mycase_sync.sync.mapping import (
-    MappedMatter, MappingProblem, case_id_of, cases_of_client, check_lead_is_user, fields_hash, index_staff,
-    map_matter, staff_ids,
+    MappedMatter, MappingProblem, case_id_of, cases_of_client, check_lead_is_user, fields_hash, map_matter,
 )
 from mycase_sync.sync.matter_sync import ABSENT, STALE, UNAVAILABLE, Lookup, Outcome, StaffUsers, sync_matter
 from mycase_sync.sync.read_ahead import ReadAhead
-from mycase_sync.values import iso, parse_iso, positive_id, utcnow
+from mycase_sync.sync.staff import StaffDirectory
 
 log = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_WORKER = 4
-# Staff ids MyCase answered 404 for (deleted staff still listed on old cases), kept in the store so
-# that a nightly run does not ask for each again (one round trip each, on this thread); asked again
-# after STAFF_RECHECK in case one comes back.
-STAFF_GONE_KEY = "import-matters:staff-gone"
-STAFF_RECHECK = dt.timedelta(days=7)
 FAILED, SKIPPED, SYNCED, PENDING = MatterState.FAILED, MatterState.SKIPPED, MatterState.SYNCED, MatterState.PENDING
 IGNORED = MatterState.IGNORED
 SHOWN_OUTCOMES = ("created", "updated", "unchanged", "skipped", "failed")  # on the bar from the start
@@ -82,9 +76,7 @@ class ImportRun:
         self.unqueued = 0  # failures the store could not queue for retry (no usable id)
         self.temporary: TemporaryError | None = None
         self.unavailable = threading.Event()  # a worker found Case Status down: the others stop writing
-        self.staff: dict = {}
-        self.staff_not_found: set[int] = set()  # ids asked for one by one, and not there
-        self.staff_gone: dict[int, str] = {}  # of those, the ones MyCase has not (404): id -> when asked
+        self.people = StaffDirectory(self.mycase, self.store)
         self.users = StaffUsers(set())
         self.retry: set[str] = set()
         self.ignored = self.store.matters.ignoring.ids()  # the firm gave these up: left alone
@@ -142,41 +134,23 @@ class ImportRun:
             return None
         return self.cases.get(mycase_id) or ABSENT
 
-    def load_people(self) -> None:
-        """MyCase staff and Case Status users, once per run (not once per matter), and the staff ids a
-        recent run found MyCase no longer has."""
-        self.staff = index_staff(self.mycase.list_staff())
-        recent = utcnow() - STAFF_RECHECK
-        for key, asked in (self.store.get_cursor(STAFF_GONE_KEY) or {}).items():
-            staff_id, when = positive_id(key), parse_iso(asked) if isinstance(asked, str) else None
-            if staff_id is not None and when is not None and when > recent and staff_id not in self.staff:
-                self.staff_gone[staff_id] = asked
-        self.staff_not_found |= set(self.staff_gone)
-        self.users = StaffUsers({str(u.get(cs.USER_EMAIL) or "") for u in self.casestatus.list_users()})
+    @property
+    def staff(self) -> dict:
+        return self.people.staff
 
-    def find_staff(self, case: dict) -> None:
-        """Staff on this case that neither staff list holds: asked for by id, once a run each."""
-        for staff_id in staff_ids(case):
-            if staff_id in self.staff or staff_id in self.staff_not_found:
-                continue
-            try:
-                record = self.mycase.get_staff(staff_id)
-            except ServiceError as exc:
-                if exc.status is None or exc.status >= 500 or exc.status == 429:
-                    raise
-                record = False  # refused (403...): as good as not there, for this run
-            found = index_staff([record] if record else [])
-            if staff_id in found:
-                self.staff[staff_id] = found[staff_id]
-            else:
-                self.staff_not_found.add(staff_id)
-                if record is None:
-                    self.staff_gone[staff_id] = iso(utcnow())
+    @staff.setter
+    def staff(self, staff: dict) -> None:
+        self.people.staff = staff
+
+    def load_people(self) -> None:
+        """MyCase staff and Case Status users, once per run (not once per matter)."""
+        self.people.load()
+        self.users = StaffUsers({str(u.get(cs.USER_EMAIL) or "") for u in self.casestatus.list_users()})
 
     def keep_staff_gone(self) -> None:
         """Remember the staff ids MyCase has not, for the next runs (never in a dry run)."""
-        if not self.dry_run and self.staff_gone != (self.store.get_cursor(STAFF_GONE_KEY) or {}):
-            self.store.set_cursor(STAFF_GONE_KEY, {str(k): v for k, v in sorted(self.staff_gone.items())})
+        if not self.dry_run:
+            self.people.keep()
 
     def load_retry_set(self) -> None:
         """Ids retried by id whatever the window: failed, pending, and skipped ones whose user now exists."""
@@ -220,7 +194,7 @@ class ImportRun:
             if mid in self.in_flight.values():  # the same case twice in one run: finish the first
                 self.collect(until=lambda: mid not in self.in_flight.values())
         try:
-            self.find_staff(case)
+            self.people.find(case)
             matter = map_matter(case, self.staff, self.settings.phone_region)
             if listed and self.outside_window(matter):
                 self.finish_report(matter.mycase_id, matter.readable_id, SKIPPED, [],
