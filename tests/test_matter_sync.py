@@ -455,3 +455,18 @@ def test_a_matter_listed_twice_in_a_backfill_after_a_lost_create_is_not_created_
     one.drain()
     assert len(cases.cases) == 1, "the matter was created twice in Case Status"
     assert stored(one)["101"]["state"] == "pending"  # the next run looks it up first
+
+
+def test_a_matter_to_retry_that_a_filter_ignoring_listing_brings_from_outside_the_window_is_still_retried(run, cases):
+    """A MyCase that ignores filter[updated_after] lists old matters too; those outside the window are
+    skipped, but one that is to be retried by id (failed, pending) must not be: taken from the listing,
+    it is no longer read by id, and skipping it would leave it failed or pending for ever."""
+    import datetime as dt
+
+    one = run()
+    one.floor = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)  # after the case's created_at and updated_at
+    one.retry = {"101"}
+    one.take(mycase_case(), listed=True)
+    one.drain()
+    assert one.counts["created"] == 1 and one.retry == set()
+    assert stored(one)["101"]["state"] == "synced"

@@ -214,6 +214,7 @@ class ImportRun:
             self.counts[IGNORED] += 1
             self.finish_report(mid, _readable(case), IGNORED, [], "ignored by `mycase-sync ignore`")
             return
+        retrying = mid in self.retry  # taken here, it is not read by id: never skipped as outside the window
         if mid is not None:
             self.retry.discard(mid)
             if mid in self.in_flight.values():  # the same case twice in one run: finish the first
@@ -221,7 +222,7 @@ class ImportRun:
         try:
             self.find_staff(case)
             matter = map_matter(case, self.staff, self.settings.phone_region)
-            if listed and self.outside_window(matter):
+            if listed and not retrying and self.outside_window(matter):
                 self.finish_report(matter.mycase_id, matter.readable_id, SKIPPED, [],
                                    f"outside the window (updated before {self.floor:%Y-%m-%d})")
                 self.counts[SKIPPED] += 1
