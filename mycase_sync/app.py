@@ -124,6 +124,8 @@ class App:
 
     def _keep_pace(self, session) -> None:
         """Store the pace this run found, when it moved (one write at most, none for an idle run)."""
+        if not session.pacer.granted:  # nothing sent (the MyCase client of an idle push): nothing learned here
+            return
         rate, refused = session.pacer.learned()
         if session.pacer.moved(rate, refused) or self.store.pacing.get(session.service) is not None:
             self.store.pacing.keep(session.service, rate, refused)

@@ -215,7 +215,7 @@ class Pacer:
         policy, remaining, reset = hint
         if policy is not None and policy != self._stated:
             self._stated = policy
-            stated = policy[0] / policy[1]
+            stated = max(policy[0] / policy[1], MIN_RATE)  # a quota per day must not make it one request a day
             self.ceiling = min(self.ceiling, stated)
             with self._lock, self._shared() as state:
                 state.rate = state.refused = _clamp(stated, self.ceiling)

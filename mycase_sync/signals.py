@@ -87,4 +87,6 @@ def uncut() -> Iterator[None]:
             if signum is not None:
                 _pending = None
         if signum is not None:
-            signal.raise_signal(signum)  # handled in the main thread, now that nothing is cut
+            # To the main thread itself, from whichever thread ended the section: raised in a worker,
+            # it would wait until the main thread woke for another reason (a whole lane of a push).
+            signal.pthread_kill(threading.main_thread().ident, signum)

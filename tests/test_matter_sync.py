@@ -430,3 +430,43 @@ def test_create_staff_in_a_dry_run_notes_the_user_and_writes_nothing(run, cases)
     assert one.counts["created"] == 1 and cases.writes == [] and stored(one) == {}
     assert one.with_notes == 1
 
+
+
+def test_a_matter_listed_twice_in_a_backfill_after_a_lost_create_is_not_created_again(run, cases, requests_mock):
+    """The open listing, then the closed one: a matter closed while the backfill runs comes twice. When
+    its first create's answer was lost (it had landed), only the scan made at the start could say
+    whether it exists, and that scan is older than the create: the matter waits for the next run's
+    lookup instead of being created a second time (no 409 for a repeated integration_id is promised)."""
+    def lands_then_drops(request, context):
+        cases.add(request.json())
+        raise requests.exceptions.ConnectionError("connection reset by peer")
+
+    def no_conflict(request, context):
+        context.status_code = 201
+        return cases.add(request.json())
+
+    requests_mock.post(f"{CS}/v1/api/cases", [{"json": lands_then_drops}, {"json": no_conflict}])
+    one = run()
+    one.prefetch_cases()  # a backfill: the Case Status case list read once, at the start (empty)
+    one.take(mycase_case(), listed=True)
+    one.drain()
+    assert len(cases.cases) == 1 and stored(one)["101"]["state"] == "pending"
+    one.take(mycase_case(status="closed", closed_date="2026-11-30"), listed=True)
+    one.drain()
+    assert len(cases.cases) == 1, "the matter was created twice in Case Status"
+    assert stored(one)["101"]["state"] == "pending"  # the next run looks it up first
+
+
+def test_a_matter_to_retry_that_a_filter_ignoring_listing_brings_from_outside_the_window_is_still_retried(run, cases):
+    """A MyCase that ignores filter[updated_after] lists old matters too; those outside the window are
+    skipped, but one that is to be retried by id (failed, pending) must not be: taken from the listing,
+    it is no longer read by id, and skipping it would leave it failed or pending for ever."""
+    import datetime as dt
+
+    one = run()
+    one.floor = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)  # after the case's created_at and updated_at
+    one.retry = {"101"}
+    one.take(mycase_case(), listed=True)
+    one.drain()
+    assert one.counts["created"] == 1 and one.retry == set()
+    assert stored(one)["101"]["state"] == "synced"

@@ -272,3 +272,29 @@ def test_an_idle_run_or_a_dry_run_writes_no_pace(tmp_path):
     app = make_app(tmp_path)
     assert app.store.pacing.read() == {}
     app.close()
+
+
+def test_a_service_this_run_sent_nothing_to_has_its_pace_file_left_alone(tmp_path):
+    """An idle push (cron: every 5 minutes) makes the MyCase client to check the stored authorization
+    but sends MyCase nothing: closing it neither creates, locks nor rewrites the MyCase pace file."""
+    app = make_app(tmp_path, MYCASE_CLIENT_ID="id", MYCASE_CLIENT_SECRET="secret-for-pacing-tests")
+    app.mycase  # made, never used
+    app.casestatus.session.pacer.acquire()
+    app.close()
+    assert not (tmp_path / "state.db.mycase.rate").exists()
+    assert (tmp_path / "state.db.casestatus.rate").exists()
+
+
+def test_a_stated_policy_of_a_long_window_never_takes_the_pace_below_its_floor():
+    """`RateLimit-Policy: 1;w=86400` (a daily quota, or a hostile header) would make the pace one
+    request a day, the job holding its lock for hours; the floor that holds after any 429 holds here."""
+    from mycase_sync.pacing import MIN_RATE
+
+    p, clock = pacer()
+    p.acquire()
+    p.observe({"RateLimit-Policy": "1;w=86400"})
+    p.acquire()
+    before = clock.now
+    p.acquire()
+    assert clock.now - before <= 1 / MIN_RATE + 1e-9
+    assert p.learned()[0] >= MIN_RATE and p.ceiling >= MIN_RATE

@@ -42,3 +42,23 @@ def test_closing_early_stops_the_reads_not_started():
     next(iterator)
     reads.close()
     assert len(read) < 1000
+
+
+def test_closing_while_the_feeder_hands_out_a_read_stops_it_quietly(monkeypatch):
+    """A run stopped (Ctrl-C, Case Status down) while the feeder is between its checks and handing out a
+    read: the pool is shut by then, and the feeder must stop without a traceback on stderr."""
+    failures: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+    asked, closed = threading.Event(), threading.Event()
+
+    def wanted(mid: str) -> bool:
+        asked.set()
+        closed.wait(10)  # the run closes the reads now
+        return True
+
+    reads = ReadAhead(lambda mid: {"id": mid}, ["1", "2"], workers=2, held=4, wanted=wanted)
+    assert asked.wait(10)
+    reads.close()
+    closed.set()
+    reads._feeder.join(10)
+    assert not reads._feeder.is_alive() and failures == []

@@ -91,6 +91,7 @@ class ImportRun:
         self.scan_lock = threading.Lock()
         self.reads: ReadAhead | None = None  # the reads of the matters to retry, once started
         self.reading: set[str] = set()  # the ids those reads cover
+        self.written: set[str] = set()  # the matters whose writes this run has sent
 
     # --- fetch --------------------------------------------------------------------------------
     def prefetch_cases(self) -> None:
@@ -189,6 +190,7 @@ class ImportRun:
             self.counts[IGNORED] += 1
             self.finish_report(mid, _readable(case), IGNORED, [], "ignored by `mycase-sync ignore`")
             return
+        retrying = mid in self.retry  # taken here, it is not read by id: never skipped as outside the window
         if mid is not None:
             self.retry.discard(mid)
             if mid in self.in_flight.values():  # the same case twice in one run: finish the first
@@ -196,7 +198,7 @@ class ImportRun:
         try:
             self.people.find(case)
             matter = map_matter(case, self.staff, self.settings.phone_region)
-            if listed and self.outside_window(matter):
+            if listed and not retrying and self.outside_window(matter):
                 self.finish_report(matter.mycase_id, matter.readable_id, SKIPPED, [],
                                    f"outside the window (updated before {self.floor:%Y-%m-%d})")
                 self.counts[SKIPPED] += 1
@@ -209,8 +211,12 @@ class ImportRun:
         if row is not None and row.trusted and row.fields_hash == fields_hash(matter.fields):
             self.unchanged(matter, row)
             return
+        if row is not None and not row.trusted and matter.mycase_id in self.written and self.cases is not None:
+            self.unknown_again(matter)
+            return
         if not self.dry_run:
             self.store.matters.mark_pending(matter.mycase_id, matter.readable_id)
+            self.written.add(matter.mycase_id)
         found = self.prefetched_case(matter.mycase_id) if row is None or not row.trusted else None
         future = self.pool.submit(self.write, matter, row, found, create_lead)
         self.in_flight[future] = matter.mycase_id
@@ -241,6 +247,16 @@ class ImportRun:
             self.store.matters.record(matter.mycase_id, matter.readable_id, SYNCED)
         self.counts["unchanged"] += 1
         self.finish(matter, "unchanged", [], "; ".join(matter.notes))
+
+    def unknown_again(self, matter: MappedMatter) -> None:
+        """A matter met again in this run (the open listing, then the closed one) after a write of
+        unknown outcome: only the scan made before that write could say what Case Status holds, and a
+        create sent on its word could make the case twice. It stays pending for the next run's lookup
+        (its failure is already counted and reported)."""
+        log.info("matter %s (%s): met again after a write of unknown outcome in this run; left pending: the "
+                 "next run reads Case Status first", matter.mycase_id, matter.readable_id)
+        self.finish_report(matter.mycase_id, matter.readable_id, FAILED, [],
+                           "a write earlier in this run has an unknown outcome: the next run reads Case Status first")
 
     def problem(self, mid: str | None, case: dict, problem: MappingProblem) -> None:
         """A matter that cannot be written: recorded (and so retried) with its reason."""

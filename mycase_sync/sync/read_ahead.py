@@ -46,7 +46,11 @@ class ReadAhead:
                     self._room.release()
                     self._in_flight.release()
                     continue
-                self._results.put((mid, self._pool.submit(self._one, mid)))
+                try:
+                    reading = self._pool.submit(self._one, mid)
+                except RuntimeError:  # closed meanwhile (the pool is shut): stop as at the check above
+                    break
+                self._results.put((mid, reading))
         finally:
             self._results.put(None)
 
