@@ -31,10 +31,12 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 502, 503, 504}
 GET_RETRY_STATUSES = RETRY_STATUSES | {500}
-# Answers that say the request was not processed (throttled, or refused while overloaded): any
-# request, a create included, is repeated after them. A 502 or 504 is a gateway's word only: the
-# service behind it may have done the work, so a write is not repeated after one.
-NOT_PROCESSED = {429, 503}
+# The one answer that says a request was not processed: any request, a create included, is repeated
+# after it. A 502, 503 or 504 may come from a gateway while the service behind it did the work (a
+# 503 for a request that took too long, for one), so a write not marked safe to repeat is not
+# repeated after one, and its outcome is unknown (raise_for_status).
+NOT_PROCESSED = {429}
+GATEWAY_STATUSES = {502, 503, 504}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_AFTER = 120.0
@@ -143,7 +145,7 @@ class ServiceSession(requests.Session):
 
     `request(..., retry_unsafe=True)` lets a caller mark a POST as safe to repeat (for
     instance a create that the service refuses with 409 when repeated). Every request is repeated
-    after 429 or 503 (NOT_PROCESSED). A response carries `repeats`, how often it was sent again.
+    after 429 (NOT_PROCESSED). A response carries `repeats`, how often it was sent again.
 
     `gateway_timeout_retries` caps the retries of a 504 (a gateway that gave up waiting for the
     service) below `max_retries`, for a service whose 504 means the request itself is too slow.
@@ -322,6 +324,10 @@ def raise_for_status(service: str, response: requests.Response) -> requests.Resp
         method = response.request.method or "?"
         status = response.status_code
         repeated = bool(getattr(response, "repeats", 0))
+        if status in GATEWAY_STATUSES and method not in SAFE_METHODS and not repeated:
+            # A write answered once by a gateway: it may have landed. Read before writing it again.
+            raise OutcomeUnknown(service, method, path, status,
+                                 f"{error_detail(response)} (a gateway's answer: the write may have landed)")
         if status == 429 or (status in RETRY_STATUSES and method in SAFE_METHODS):
             # Already retried with backoff by ServiceSession: the service is down for now, not this record.
             raise ServiceUnavailable(service, method, path, status, error_detail(response), repeated=repeated)

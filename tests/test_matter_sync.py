@@ -24,7 +24,7 @@ from mycase_sync.store import MatterState, open_store
 from mycase_sync.store.matters import MatterRow
 from mycase_sync.sync.mapping import MappedMatter, StaffMember, fields_hash
 from mycase_sync.sync.matter_sync import ABSENT, Reached, StaffUsers, judge_failure, sync_matter
-from mycase_sync.sync.import_run import ImportRun
+from mycase_sync.sync.import_run import FAULTS_IN_A_ROW, ImportRun
 
 CS = "https://cs.test"
 LEAD = StaffMember(7, "lana@firm.example", "Lana", "Joseph", "attorney")
@@ -140,29 +140,40 @@ def test_a_new_matter_is_looked_up_then_created_once(api, cases):
     assert "description" in out.changed and "closed_date" not in out.changed
 
 
-def test_a_create_answered_503_is_sent_again_and_the_matter_created_once(api, cases, requests_mock):
-    """503 says "not processed": the HTTP layer repeats even a create; one passing 503 costs nothing."""
+def test_a_create_answered_503_is_looked_up_before_it_is_sent_again_and_the_matter_created_once(
+        api, cases, requests_mock):
+    """A gateway's 503 may hide a create that landed (a request that took too long): the case is looked
+    up before the create is sent again, and one passing 503 costs nothing more."""
     answers = [{"status_code": 503, "json": {"message": "Service Unavailable"}}, {"json": cases._create}]
     requests_mock.post(f"{CS}/v1/api/cases", answers)
     out = sync_matter(api, matter(), None, None, dry_run=False)
     assert out.action == "created" and out.state == MatterState.SYNCED and out.unavailable is None
-    assert len(cases.cases) == 1 and [w[:2] for w in cases.writes] == [("POST", "cases")]
+    assert len(cases.cases) == 1
+    assert [r.method for r in requests_mock.request_history] == ["GET", "POST", "GET", "POST"]
 
 
-def test_a_create_answered_502_once_leaves_the_matter_pending_without_stopping_the_run(api, cases, requests_mock):
-    """A 502 on a create may hide a create that landed: not repeated, the matter waits for a lookup, and
-    one gateway error is not "Case Status down" (the run goes on with the other matters)."""
-    requests_mock.post(f"{CS}/v1/api/cases", status_code=502, json={"message": "Bad Gateway"})
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_create_that_landed_behind_a_gateway_error_is_adopted_not_created_again(api, cases, requests_mock, status):
+    def landed_then_gateway_error(request, context):
+        cases._create(request, context)  # Case Status did the work...
+        context.status_code = status  # ...and a gateway answered for it
+        return {"message": "Service Unavailable"}
+
+    requests_mock.post(f"{CS}/v1/api/cases", json=landed_then_gateway_error)
     out = sync_matter(api, matter(), None, None, dry_run=False)
-    assert out.state == MatterState.PENDING and out.unavailable is None
-    assert requests_mock.call_count == 2  # the lookup, then the one create: never sent twice
+    assert out.state == MatterState.SYNCED and out.adopted and len(cases.cases) == 1
+    assert [r.method for r in requests_mock.request_history] == ["GET", "POST", "GET"]
 
 
-def test_a_create_answered_503_on_every_repeat_means_case_status_is_down(api, cases, requests_mock):
+def test_a_create_answered_by_gateway_errors_is_pending_and_a_service_fault_of_no_one_matter(api, cases,
+                                                                                            requests_mock):
+    """Each create is sent once after a lookup; whether Case Status is down is the run's call (several
+    matters in a row), not one matter's."""
     requests_mock.post(f"{CS}/v1/api/cases", status_code=503, json={"message": "Service Unavailable"})
     out = sync_matter(api, matter(), None, None, dry_run=False)
-    assert out.state == MatterState.PENDING and out.unavailable and "503" in out.unavailable
+    assert out.state == MatterState.PENDING and out.service_fault and out.unavailable is None
     assert cases.cases == {}
+    assert [r.method for r in requests_mock.request_history] == ["GET", "POST", "GET", "POST"]
 
 
 def test_a_changed_matter_gets_one_patch_of_the_changed_fields(api, cases):
@@ -411,6 +422,33 @@ def test_case_status_down_stops_the_run_and_charges_no_matter(run, cases, reques
         one.drain()
     row = stored(one)["101"]
     assert row["state"] == "pending" and row["attempts"] == 0
+
+
+def test_writes_answered_by_gateway_errors_in_a_row_stop_the_run_and_charge_no_matter(run, cases, requests_mock):
+    """Each such create is sent once (it may have landed), so without a stop the run would send every
+    matter once more to a service that is not there: FAULTS_IN_A_ROW of them in a row mean it is down."""
+    requests_mock.post(f"{CS}/v1/api/cases", status_code=503, json={"message": "Service Unavailable"})
+    one = run()
+    with pytest.raises(TemporaryError) as down:
+        for mid in range(101, 121):
+            one.take(mycase_case(mid, case_number=f"2024-{mid}"), listed=True)
+        one.drain()
+    assert "Case Status unavailable" in str(down.value) and f"{FAULTS_IN_A_ROW} writes in a row" in str(down.value)
+    assert sum(1 for r in requests_mock.request_history if r.method == "POST") < 20  # it stopped before the end
+    rows = stored(one)
+    assert {r["state"] for r in rows.values()} == {"pending"} and {r["attempts"] for r in rows.values()} == {0}
+
+
+def test_one_gateway_error_among_good_writes_leaves_that_matter_pending_and_the_run_goes_on(run, cases,
+                                                                                           requests_mock):
+    answers = [{"json": cases._create}] * 3 + [{"status_code": 502, "json": {"message": "Bad Gateway"}}] * 2 + \
+        [{"json": cases._create}] * 10
+    requests_mock.post(f"{CS}/v1/api/cases", answers)
+    one = run()
+    for mid in range(101, 111):
+        one.take(mycase_case(mid, case_number=f"2024-{mid}"), listed=True)
+    one.drain()
+    assert one.temporary is None and one.counts["created"] >= 9 and len(cases.cases) == 10
 
 
 def test_create_staff_makes_the_user_a_step_of_the_write_and_counts_it(run, cases):

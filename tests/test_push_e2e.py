@@ -166,9 +166,11 @@ def test_a_newest_first_list_is_read_from_page_one_and_stops_at_what_was_seen(co
 
 # --- faults and crashes ------------------------------------------------------------------------
 # Each fault and each job by default; every pairing under soak.
-FAULTS_ON_WRITES = [(fault, job, path) for fault in ("500", "timeout", "drop")
+# "503_late": the note or document was made, and a gateway answered 503 for it (it must not be made twice).
+FAULTS_ON_WRITES = [(fault, job, path) for fault in ("500", "timeout", "drop", "502_late", "503_late")
                     for job, path in (("push-messages", NOTES), ("push-documents", DOCUMENTS))]
-BY_DEFAULT = {("500", "push-messages"), ("timeout", "push-documents"), ("drop", "push-messages")}
+BY_DEFAULT = {("500", "push-messages"), ("timeout", "push-documents"), ("drop", "push-messages"),
+              ("503_late", "push-messages")}
 
 
 @pytest.mark.parametrize("fault, job, path", [

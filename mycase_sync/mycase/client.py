@@ -304,17 +304,18 @@ class MyCaseClient:
     def upload(self, put_url: str, put_headers: dict, file_path: str) -> None:
         """Step 2 of 2: PUT the bytes from a file of known size (S3 refuses chunked bodies).
 
-        An empty file goes as an empty bytes body: requests sends an empty *file* chunked."""
+        An empty file goes as an empty bytes body: requests sends an empty *file* chunked. Repeated
+        after any failure: a PUT of the same bytes to the same URL lands once however often it is sent."""
         check_followable_url(put_url, self.allow_loopback)
         headers = {str(k): str(v) for k, v in (put_headers or {}).items()}
         headers["Content-Type"] = "application/octet-stream"
         size = os.path.getsize(file_path)
         headers["Content-Length"] = str(size)
         if size == 0:
-            response = self.uploads.request("PUT", put_url, data=b"", headers=headers)
+            response = self.uploads.request("PUT", put_url, data=b"", headers=headers, retry_unsafe=True)
         else:
             with open(file_path, "rb") as body:
-                response = self.uploads.request("PUT", put_url, data=body, headers=headers)
+                response = self.uploads.request("PUT", put_url, data=body, headers=headers, retry_unsafe=True)
         raise_for_status("S3", response)
 
     def document_digest(self, document_id: str | int) -> tuple[str, int] | None:

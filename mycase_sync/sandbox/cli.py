@@ -103,7 +103,8 @@ def sandbox_group():
               "[default: none, as live]")
 @click.option("--fault", "faults", multiple=True, metavar="SERVICE:METHOD:PATH_REGEX:KIND[:NTH[:TIMES]]",
               help="Planned failure, repeatable, e.g. mycase:POST:/v1/cases/\\d+/notes:drop:3 "
-                   "(KIND: 500, 502, 503, 504, 429, drop, timeout, drop_before): the NTH matching request "
+                   "(KIND: 500, 502, 503, 504, 429, drop, timeout, drop_before; 502_late, 503_late, 504_late: "
+                   "carried out, then answered with that status): the NTH matching request "
                    "and the TIMES-1 after it fail. [default: NTH 1, TIMES 1; no failure planned]")
 @_alternative_flags
 def serve(port, matters, seed, latency_ms, rate_limit, access_token_lifetime, refresh_token_lifetime,

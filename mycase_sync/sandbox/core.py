@@ -254,7 +254,9 @@ def route(method: str, pattern: str):
 class FaultPlan:
     """Planned failures: "the nth matching request (and the next times-1) gets kind", or a random storm."""
 
-    KINDS = frozenset({"500", "502", "503", "504", "429", "drop", "timeout", "drop_before"})
+    # "502_late" etc.: the request is carried out, then a gateway answers for it with that status.
+    KINDS = frozenset({"500", "502", "503", "504", "429", "drop", "timeout", "drop_before",
+                       "502_late", "503_late", "504_late"})
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -452,6 +454,9 @@ class Service:
                 resp = self.rate_limited_response()
             elif kind in ("500", "502", "503", "504"):
                 resp = self.fault_response(kind)
+            elif kind is not None and kind.endswith("_late"):
+                self._run_route(req)
+                resp = self.fault_response(kind.removesuffix("_late"))
             else:
                 resp = self._run_route(req)
         if resp is not None:

@@ -52,6 +52,10 @@ from mycase_sync.sync.staff import StaffDirectory
 log = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_WORKER = 4
+# Writes in a row that got no usable answer (a gateway error, a timeout, a dropped connection): Case
+# Status is down, not these matters. One such write is not repeated (it may have landed), so the
+# run would otherwise go on sending every matter once to a service that is not there.
+FAULTS_IN_A_ROW = 5
 FAILED, SKIPPED, SYNCED, PENDING = MatterState.FAILED, MatterState.SKIPPED, MatterState.SYNCED, MatterState.PENDING
 IGNORED = MatterState.IGNORED
 SHOWN_OUTCOMES = ("created", "updated", "unchanged", "skipped", "failed")  # on the bar from the start
@@ -76,6 +80,7 @@ class ImportRun:
         self.unqueued = 0  # failures the store could not queue for retry (no usable id)
         self.temporary: TemporaryError | None = None
         self.unavailable = threading.Event()  # a worker found Case Status down: the others stop writing
+        self.faults_in_a_row = 0  # matters whose write just got no usable answer, with no success since
         self.people = StaffDirectory(self.mycase, self.store)
         self.users = StaffUsers(set())
         self.retry: set[str] = set()
@@ -302,10 +307,18 @@ class ImportRun:
 
     def record(self, out: Outcome) -> None:
         matter = out.matter
+        self.faults_in_a_row = self.faults_in_a_row + 1 if out.service_fault else 0 if out.error is None else \
+            self.faults_in_a_row
+        if out.service_fault and out.unavailable is None and (
+                self.faults_in_a_row >= FAULTS_IN_A_ROW or self.unavailable.is_set()):
+            out.unavailable = f"Case Status unavailable: {self.faults_in_a_row} writes in a row got no usable " \
+                              f"answer (the last: {out.error})"
+            self.unavailable.set()
         if not self.dry_run:
-            # Case Status down is not the matter's fault: no attempt counted against it.
+            # Case Status down, or no usable answer, is not the matter's fault: no attempt counted against it.
             self.store.matters.record(
-                matter.mycase_id, matter.readable_id, out.state, error=out.error, charge=out.unavailable is None,
+                matter.mycase_id, matter.readable_id, out.state, error=out.error,
+                charge=out.unavailable is None and not out.service_fault,
                 casestatus_id=out.casestatus_id, held=out.held,
                 held_hash=fields_hash(out.held) if out.held is not None else None)
         if out.user_created:

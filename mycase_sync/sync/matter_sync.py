@@ -59,6 +59,7 @@ class Outcome:
     state: str = MatterState.SYNCED
     error: str | None = None
     unavailable: str | None = None  # Case Status is down: the run stops with this (exit 75)
+    service_fault: bool = False  # the service gave no usable answer (gateway error, none at all): not the matter's fault
     adopted: bool = False  # the case existed already (a crashed run, the hosted integration)
     notes: list[str] = field(default_factory=list)  # said in the report, beside the matter's own notes
     user_created: str | None = None  # the email of the Case Status user created for the lead
@@ -187,6 +188,7 @@ def sync_matter(api, matter: MappedMatter, row: MatterRow | None, found: dict | 
         return out
     except (ServiceError, TemporaryError) as exc:
         out.state, out.error, out.unavailable = judge_failure(exc, done)
+        out.service_fault = isinstance(exc, OutcomeUnknown) or (isinstance(exc, ServiceError) and exc.status in UNAVAILABLE)
         out.action = MatterState.FAILED
         return out
 
