@@ -20,6 +20,9 @@ from mycase_sync.signals import Interrupted, check as check_signals
 log = logging.getLogger("mycase_sync")
 # One line per finished run: written to the log file; on the console only with -v (the command prints its own summary).
 run_log = logging.getLogger(RUN_LOGGER)
+# Its level follows the outcome, so that grepping the log for WARNING or ERROR finds every run cron would mail.
+SUMMARY_LEVEL = {"success": logging.INFO, "partial": logging.WARNING, "temporary": logging.WARNING,
+                 "interrupted": logging.WARNING}  # auth, config, failed: ERROR
 
 
 class NoProgress:
@@ -161,7 +164,8 @@ def run_job(app: App, job: str, work: Callable[[str], dict], by_hand: bool = Fal
 
         def finish(outcome: str, counts: dict | None = None, error: str | None = None) -> None:
             store.finish_run(run_id, outcome, counts, error=error)
-            run_log.info("%s", run_summary(job, outcome, time.monotonic() - started, counts, error))
+            run_log.log(SUMMARY_LEVEL.get(outcome, logging.ERROR), "%s",
+                        run_summary(job, outcome, time.monotonic() - started, counts, error))
 
         try:
             counts = work(run_id)

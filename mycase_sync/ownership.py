@@ -31,9 +31,10 @@ def check_casestatus_key(store, api_key: str) -> bool:
         store.identity.record(casestatus_key_fingerprint=seen)
         return True
     if not hmac.compare_digest(seen, identity["casestatus_key_fingerprint"]):
-        raise ConfigError(f"state store {store.path} belongs to the Case Status account of another API key:"
-                          " check --env-file and MYCASE_SYNC_DB (nothing was sent); after rotating the key of"
-                          f" the same account, run `{ACCEPT_COMMAND}`")
+        raise ConfigError(f"CASESTATUS_API_KEY is not the key state store {store.path} was built with (nothing"
+                          " was sent): check the key (`mycase-sync doctor` says whether Case Status accepts it),"
+                          " --env-file and MYCASE_SYNC_DB; after Case Status rotated your firm's key, run"
+                          f" `{ACCEPT_COMMAND}`")
     return False
 
 

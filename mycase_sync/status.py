@@ -232,7 +232,7 @@ def _jobs_table(jobs: dict):
 
 def _pace_text(service: str, pace: dict) -> str:
     """`MyCase 23.1/s (at most 25)`: the pace found at the end of the last run, and its ceiling."""
-    found = f"{service} {pace['rate']:g}/s" if pace["rate"] else f"{service} not found yet"
+    found = f"{service} {round(pace['rate'], 1):g}/s" if pace["rate"] else f"{service} not found yet"
     return found + (f" (at most {pace['ceiling']:g})" if pace["ceiling"] else "")
 
 

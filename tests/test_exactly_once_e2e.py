@@ -281,7 +281,7 @@ def test_another_case_status_key_on_a_store_stops_before_any_request(connected, 
     for job in ("import-matters", *JOBS):
         result = connected.run(job, extra_env={"CASESTATUS_API_KEY": "another-firms-key-0123456789"})
         assert result.code == 2, result.output
-        assert f"state store {db_path} belongs to the Case Status account of another API key" in result.stderr
+        assert f"CASESTATUS_API_KEY is not the key state store {db_path} was built with" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert sandbox.casestatus.count() == 0 and sandbox.mycase.count(writes_only=True) == 0
     store_text = open(db_path, "rb").read()

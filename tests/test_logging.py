@@ -166,3 +166,19 @@ def test_jobs_log_to_the_file_with_their_run_id_and_say_nothing_on_success(conne
     text = log_file.read_text()
     for secret in (sandbox.config.client_secret, sandbox.config.api_key, *tokens):
         assert secret not in text
+
+
+def test_a_run_that_stops_or_fails_is_logged_at_the_level_of_its_outcome(connected, db_path, tmp_path):
+    """`grep -E 'WARNING|ERROR' sync.log` finds every run cron would mail: a run stopped by a
+    configuration error is an ERROR line, one with failed records a WARNING, a clean one INFO."""
+    log_file = tmp_path / "sync.log"
+    imported = connected.run("--log-file", str(log_file), "import-matters")
+    assert imported.code == 1, imported.output  # the sandbox firm has a matter that cannot import
+    clean = connected.run("--log-file", str(log_file), "push-messages")
+    stopped = connected.run("--log-file", str(log_file), "push-messages",
+                            extra_env={"CASESTATUS_API_KEY": "another-firms-key-0123456789"})
+    assert (clean.code, stopped.code) == (0, 2), stopped.output
+    summaries = [(m.group(3), m.group(4).split(" in ")[0]) for m in lines(log_file)
+                 if re.match(r"(import-matters|push-messages) \w+ in \d", m.group(4))]
+    assert summaries == [("WARNING", "import-matters partial"), ("INFO", "push-messages success"),
+                         ("ERROR", "push-messages config")]

@@ -19,9 +19,10 @@ def store(tmp_path):
 def test_the_first_key_is_recorded_as_a_keyed_fingerprint_and_another_is_refused(store, tmp_path):
     check_casestatus_key(store, "key-of-firm-a-0123456789")
     check_casestatus_key(store, "key-of-firm-a-0123456789")  # the same key, any number of times
-    with pytest.raises(ConfigError, match="belongs to the Case Status account of another API key") as refused:
+    with pytest.raises(ConfigError, match="CASESTATUS_API_KEY is not the key state store .* was built with") as refused:
         check_casestatus_key(store, "key-of-firm-b-0123456789")
     assert str(store.path) in str(refused.value) and "key-of-firm" not in str(refused.value)
+    assert "mycase-sync doctor" in str(refused.value)  # a mistyped key looks the same: doctor tells them apart
     raw = (tmp_path / "state.db").read_bytes()
     assert b"key-of-firm" not in raw
     other = open_store(tmp_path / "other.db")  # another store: another salt, another fingerprint

@@ -420,3 +420,11 @@ def test_a_corrupt_state_store_is_one_line_and_exit_2(status_cli, db_path):
     assert result.code == 2
     assert result.stderr.startswith("mycase-sync: state store ") and len(result.stderr.splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+def test_table_shows_the_pace_to_one_decimal(store, status_cli):
+    seed_healthy(store, _now())
+    store.pacing.keep("Case Status", 118.926, 0.0)  # as a run leaves it (the JSON keeps it whole)
+    store.pacing.keep("MyCase", 25.0, 0.0)
+    out = status_cli.invoke("status").stdout
+    assert "Pace: MyCase 25/s (at most 25), Case Status 118.9/s (at most 500)" in out
