@@ -300,3 +300,19 @@ def test_the_structure_check_runs_once_a_day_and_names_the_damage_it_finds(db_pa
     store.close()
     with pytest.raises(StoreUnusable, match="is not a usable SQLite database"):
         open_store(db_path)  # a day later: checked, and the damage named
+
+
+def test_a_notice_already_said_takes_no_write_lock(tmp_path):
+    """cron asks on every run while a settings warning stands: once said, asking again neither writes
+    nor waits for the store's write lock (another job may hold it for a while)."""
+    store = open_store(tmp_path / "state.db")
+    other = sqlite3.connect(tmp_path / "state.db")
+    try:
+        assert store.first_time("k") is True
+        store.db.execute("PRAGMA busy_timeout = 0")
+        other.execute("BEGIN IMMEDIATE")  # another job is writing
+        assert store.first_time("k") is False
+    finally:
+        other.rollback()
+        other.close()
+        store.close()

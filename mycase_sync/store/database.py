@@ -196,7 +196,10 @@ class Store:
             db["cursors"].upsert({"job": job, "value": json.dumps(value), "updated_at": iso(utcnow())}, pk="job")
 
     def first_time(self, key: str) -> bool:
-        """True the first time `key` is asked for in this store: a notice said once, not every run."""
+        """True the first time `key` is asked for in this store: a notice said once, not every run.
+        Read first: a notice already said costs no write (cron asks on every run while it stands)."""
+        if self.get_cursor(f"notice:{key}") is not None:
+            return False
         with self.transaction() as db:
             return db.execute("insert or ignore into cursors (job, value, updated_at) values (?, 'true', ?)",
                               [f"notice:{key}", iso(utcnow())]).rowcount == 1
