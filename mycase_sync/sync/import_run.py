@@ -307,8 +307,10 @@ class ImportRun:
 
     def record(self, out: Outcome) -> None:
         matter = out.matter
-        self.faults_in_a_row = self.faults_in_a_row + 1 if out.service_fault else 0 if out.error is None else \
-            self.faults_in_a_row
+        if out.service_fault:
+            self.faults_in_a_row += 1
+        elif out.error is None:  # a refusal of one matter says nothing of the service: the count stands
+            self.faults_in_a_row = 0
         if out.service_fault and out.unavailable is None and (
                 self.faults_in_a_row >= FAULTS_IN_A_ROW or self.unavailable.is_set()):
             out.unavailable = f"Case Status unavailable: {self.faults_in_a_row} writes in a row got no usable " \
